@@ -2,14 +2,16 @@
 # build-postgres.sh -- fetch PostgreSQL 15.18 from Debian's source package, apply
 # Kelp's numbered patch series and install it into the build tree.
 #
-#   scripts/build-postgres.sh [--vanilla] [--force]
+#   scripts/build-postgres.sh [--vanilla] [--force] [--check] [--patches DIR]
 #
 # Default: patched build in build/pg (source tree in build/pg-src).
-# --vanilla: the same source with no patches, in build/pg-vanilla (benchmarks).
-# --force:   rebuild even when the stamp says the install is current.
+# --vanilla:     the same source with no patches, in build/pg-vanilla (benchmarks).
+# --force:       rebuild even when the stamp says the install is current.
+# --check:       build nothing; exit 0 when the install is current, 1 when stale.
+# --patches DIR: take the patch series from DIR instead of postgres/patches.
 #
 # The build is cached: a stamp file in the install directory records a hash of
-# the source tarball, every patch, the configure flags and this script. When it
+# the source tarball, every patch, the configure flags and the recipe version. When it
 # matches, the script prints "up to date" and exits at once.
 set -euo pipefail
 
@@ -18,19 +20,28 @@ DEB_VERSION=15.18-0+deb12u1
 ORIG_TARBALL=postgresql-15_${PG_VERSION}.orig.tar.bz2
 # Pinned, from the .dsc of ${DEB_VERSION}; a mismatch stops the build.
 ORIG_SHA256=11df0df97fe3ea4ba9a791faaf39cee1d2fe571e78885b5b55d8517d27c323b4
+# Bump when the build steps below change what gets installed (forces a rebuild).
+RECIPE=1
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${KELP_BUILD_DIR:-$ROOT/build}
 DOWNLOAD=$BUILD/download
 VARIANT=pg
 FORCE=0
-for arg in "$@"; do
-    case "$arg" in
+CHECK=0
+PATCH_DIR=$ROOT/postgres/patches
+while [ $# -gt 0 ]; do
+    case "$1" in
     --vanilla) VARIANT=pg-vanilla ;;
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "build-postgres.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+    --check) CHECK=1 ;;
+    --patches)
+        [ $# -ge 2 ] && [ -d "$2" ] || { echo "build-postgres.sh: --patches needs a directory" >&2; exit 2; }
+        PATCH_DIR=$(cd "$2" && pwd); shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-postgres.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
+    shift
 done
 PREFIX=$BUILD/$VARIANT
 SRC=$BUILD/$VARIANT-src
@@ -64,7 +75,7 @@ fetch_source() {
 
 patches() {
     if [ "$VARIANT" = pg ]; then
-        find "$ROOT/postgres/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' | LC_ALL=C sort
+        find "$PATCH_DIR" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' | LC_ALL=C sort
     fi
 }
 
@@ -72,7 +83,7 @@ stamp_of() {
     {
         echo "$ORIG_SHA256"
         printf '%s\n' "${CONFIGURE_FLAGS[@]}"
-        sha256sum "$ROOT/scripts/build-postgres.sh" | cut -d' ' -f1
+        echo "recipe $RECIPE"
         for p in $(patches); do basename "$p"; sha256sum "$p" | cut -d' ' -f1; done
     } | sha256sum | cut -d' ' -f1
 }
@@ -83,6 +94,10 @@ if [ "$FORCE" = 0 ] && [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$WANT
     [ -x "$PREFIX/bin/postgres" ]; then
     log "$VARIANT up to date ($PREFIX)"
     exit 0
+fi
+if [ "$CHECK" = 1 ]; then
+    log "$VARIANT stale: a rebuild is needed ($PREFIX)"
+    exit 1
 fi
 
 fetch_source
