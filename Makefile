@@ -42,24 +42,31 @@ all: pg kelp ext
 
 kelp: $(KELP_BIN) $(UNIT_BIN)
 
+# V=1 shows full command lines.
+Q := $(if $(V),,@)
+
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(KELP_LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	$(AR) rcs $@ $^
+	@rm -f $@
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)$(AR) rcs $@ $^
 
 $(KELP_BIN): $(OUT)/src/main.o $(KELP_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests register themselves from constructors, so every test object is linked
 # explicitly (an archive would drop them).
 $(UNIT_BIN): $(TEST_OBJS) $(KELP_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # PostgreSQL 15.18 from Debian's source package plus postgres/patches/ (cached).
 pg:
@@ -87,7 +94,7 @@ FORMAT_FILES = $(shell find src tests bench -name '*.[ch]' -not -path 'src/pgext
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
-	clang-format --dry-run --Werror $(FORMAT_FILES)
+	@clang-format --dry-run --Werror $(FORMAT_FILES)
 
 lint-size:
 	scripts/check-sizes.sh

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 
 #ifndef KELP_VERSION
@@ -23,12 +24,12 @@ static void print_main_help(FILE *out)
                  "       kelp <command> --help    what a command does and its flags\n"
                  "       kelp --version\n");
     for (size_t g = 0; g < KC_ARRAY_LEN(groups); g++) {
-        fprintf(out, "\n%s:\n", strcmp(groups[g], "roles") == 0
-                                    ? "roles (long-running processes of a Kelp cluster)"
-                                    : "commands");
-        for (const struct cli_command *c = cli_commands; c->name != NULL; c++)
-            if (strcmp(c->group, groups[g]) == 0)
-                fprintf(out, "  %-12s %s\n", c->name, c->summary);
+        fprintf(out, "\n%s:\n",
+                strcmp(groups[g], "roles") == 0 ? "roles (long-running processes of a Kelp cluster)"
+                                                : "commands");
+        for (size_t i = 0; cli_commands[i] != NULL; i++)
+            if (strcmp(cli_commands[i]->group, groups[g]) == 0)
+                fprintf(out, "  %-12s %s\n", cli_commands[i]->name, cli_commands[i]->summary);
     }
     fprintf(out, "\nDocumentation: docs/ in the source tree (start with docs/architecture.md).\n");
 }
@@ -36,8 +37,15 @@ static void print_main_help(FILE *out)
 int main(int argc, char **argv)
 {
     const struct cli_command *cmd;
+    struct kc_error err;
 
     kc_log_init("kelp");
+    if (kc_failpoints_init_from_env(&err) != 0) {
+        char buf[1200];
+        kc_error_format(&err, buf, sizeof(buf));
+        fprintf(stderr, "kelp: %s\n", buf);
+        return CLI_EXIT_USAGE;
+    }
     if (argc < 2) {
         print_main_help(stderr);
         return CLI_EXIT_USAGE;
@@ -70,8 +78,7 @@ int main(int argc, char **argv)
     }
     cmd = cli_find(argv[1]);
     if (cmd == NULL) {
-        fprintf(stderr, "kelp: unknown command \"%s\"\nRun 'kelp --help' for the list.\n",
-                argv[1]);
+        fprintf(stderr, "kelp: unknown command \"%s\"\nRun 'kelp --help' for the list.\n", argv[1]);
         return CLI_EXIT_USAGE;
     }
     return cli_dispatch(cmd, argc - 1, argv + 1);

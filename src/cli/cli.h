@@ -13,8 +13,8 @@
 
 #include "common/config.h"
 
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1
 #define CLI_EXIT_USAGE 2
 
 struct cli_command {
@@ -34,12 +34,14 @@ struct cli_command {
     int (*run)(const struct cli_command *cmd, void *settings, int argc, char **argv);
 };
 
-/* The table of commands, terminated by an entry with name NULL. */
-extern const struct cli_command cli_commands[];
+/* The table of commands, terminated by NULL. */
+extern const struct cli_command *const cli_commands[];
 
 const struct cli_command *cli_find(const char *name);
 /* Print `kelp <cmd> --help` to stdout. */
 void cli_print_command_help(const struct cli_command *cmd);
+/* Print err as "kelp <cmd>: message" with DETAIL/HINT lines to stderr. */
+void cli_report_error(const struct cli_command *cmd, const struct kc_error *err);
 /* Parse flags for cmd and run it (argv[0] is the command name). */
 int cli_dispatch(const struct cli_command *cmd, int argc, char **argv);
 

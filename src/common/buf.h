@@ -57,10 +57,13 @@ struct kc_sbuf {
     size_t len;    /* bytes used, not counting the terminator */
     size_t cap;    /* bytes allocated */
 };
-#define KC_SBUF_INIT {NULL, 0, 0}
+#define KC_SBUF_INIT \
+    {                \
+        NULL, 0, 0   \
+    }
 
 void kc_sbuf_fini(struct kc_sbuf *s);
-void kc_sbuf_reset(struct kc_sbuf *s);          /* len = 0, keeps memory */
+void kc_sbuf_reset(struct kc_sbuf *s); /* len = 0, keeps memory */
 void kc_sbuf_reserve(struct kc_sbuf *s, size_t extra);
 void kc_sbuf_append(struct kc_sbuf *s, const void *data, size_t n);
 void kc_sbuf_puts(struct kc_sbuf *s, const char *str);

@@ -13,10 +13,10 @@
 
 #include <stddef.h>
 
-#define KC_MUSTCHECK __attribute__((warn_unused_result))
+#define KC_MUSTCHECK         __attribute__((warn_unused_result))
 #define KC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#define KC_NORETURN __attribute__((noreturn))
-#define KC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define KC_NORETURN          __attribute__((noreturn))
+#define KC_ARRAY_LEN(a)      (sizeof(a) / sizeof((a)[0]))
 
 enum kc_errcode {
     KC_OK = 0,
@@ -34,10 +34,10 @@ enum kc_errcode {
 };
 
 struct kc_error {
-    int code;           /* a KC_E* code, 0 when unset */
-    char message[256];  /* primary message: lower case, no final period */
-    char detail[512];   /* optional: full sentences, empty when unset */
-    char hint[256];     /* optional: what the user should do, empty when unset */
+    int code;          /* a KC_E* code, 0 when unset */
+    char message[256]; /* primary message: lower case, no final period */
+    char detail[512];  /* optional: full sentences, empty when unset */
+    char hint[256];    /* optional: what the user should do, empty when unset */
 };
 
 /* Name of a code ("EINVAL"); never NULL. */

@@ -51,8 +51,11 @@ int kc_log_level_parse(const char *s, enum kc_log_level *out)
     static const struct {
         const char *name;
         enum kc_log_level level;
-    } names[] = {{"debug", KC_LOG_DEBUG}, {"info", KC_LOG_INFO}, {"warn", KC_LOG_WARN},
-                 {"warning", KC_LOG_WARN}, {"error", KC_LOG_ERROR}};
+    } names[] = {{"debug", KC_LOG_DEBUG},
+                 {"info", KC_LOG_INFO},
+                 {"warn", KC_LOG_WARN},
+                 {"warning", KC_LOG_WARN},
+                 {"error", KC_LOG_ERROR}};
 
     for (size_t i = 0; i < KC_ARRAY_LEN(names); i++) {
         if (strcasecmp(s, names[i].name) == 0) {
@@ -100,9 +103,8 @@ static void kc_log_vwrite(enum kc_log_level level, const char *fmt, va_list ap)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s %s[%d]: ",
-                          ts.tv_nsec / 1000000, kc_log_level_name(level), kc_log_role,
-                          (int)getpid());
+    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s %s[%d]: ", ts.tv_nsec / 1000000,
+                          kc_log_level_name(level), kc_log_role, (int)getpid());
     if (n < sizeof(line)) {
         int m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
         if (m > 0)

@@ -52,8 +52,8 @@ void kc_log_write(enum kc_log_level level, const char *fmt, ...) KC_PRINTF(2, 3)
             kc_log_write(level, __VA_ARGS__); \
     } while (0)
 #define kc_debug(...) kc_log(KC_LOG_DEBUG, __VA_ARGS__)
-#define kc_info(...) kc_log(KC_LOG_INFO, __VA_ARGS__)
-#define kc_warn(...) kc_log(KC_LOG_WARN, __VA_ARGS__)
+#define kc_info(...)  kc_log(KC_LOG_INFO, __VA_ARGS__)
+#define kc_warn(...)  kc_log(KC_LOG_WARN, __VA_ARGS__)
 #define kc_error(...) kc_log(KC_LOG_ERROR, __VA_ARGS__)
 /* Log at FATAL and exit(1). */
 void kc_fatal(const char *fmt, ...) KC_PRINTF(1, 2) KC_NORETURN;

@@ -45,8 +45,8 @@ int kc_user_for_postgres(const char *name, struct kc_user *out, struct kc_error 
     if (strlen(name) >= sizeof(out->name) || strchr(name, '/') != NULL || name[0] == '-')
         return kc_error_set(err, KC_EINVAL, "invalid OS user name \"%s\"", name);
     if (kc_user_lookup(name, out) != 0) {
-        char *argv[] = {"useradd", "--system", "--user-group", "--no-create-home",
-                        "--shell",  "/usr/sbin/nologin", (char *)name, NULL};
+        char *argv[] = {"useradd", "--system",          "--user-group", "--no-create-home",
+                        "--shell", "/usr/sbin/nologin", (char *)name,   NULL};
         int code, rc;
 
         kc_info("creating OS user \"%s\" to run PostgreSQL (it refuses to run as root)", name);
@@ -61,8 +61,10 @@ int kc_user_for_postgres(const char *name, struct kc_user *out, struct kc_error 
         }
     }
     if (out->uid == 0)
-        return kc_error_set(err, KC_EINVAL, "OS user \"%s\" is root; PostgreSQL needs an "
-                                            "unprivileged user", name);
+        return kc_error_set(err, KC_EINVAL,
+                            "OS user \"%s\" is root; PostgreSQL needs an "
+                            "unprivileged user",
+                            name);
     out->switch_to = true;
     return 0;
 }
@@ -94,8 +96,7 @@ static int kc_child_setup(const struct kc_proc_opts *opts)
         close(fd);
     }
     if (opts->user != NULL && opts->user->switch_to) {
-        if (setgroups(0, NULL) != 0 || setgid(opts->user->gid) != 0 ||
-            setuid(opts->user->uid) != 0)
+        if (setgroups(0, NULL) != 0 || setgid(opts->user->gid) != 0 || setuid(opts->user->uid) != 0)
             return errno;
     }
     if (opts->cwd != NULL && chdir(opts->cwd) != 0)

@@ -57,6 +57,7 @@ int kc_proc_run(char *const argv[], const struct kc_proc_opts *opts, int *exit_c
                 struct kc_error *err) KC_MUSTCHECK;
 
 /* Change the owner of path to user when we switch to it (no-op otherwise). */
-int kc_path_give_to(const char *path, const struct kc_user *user, struct kc_error *err) KC_MUSTCHECK;
+int kc_path_give_to(const char *path, const struct kc_user *user,
+                    struct kc_error *err) KC_MUSTCHECK;
 
 #endif

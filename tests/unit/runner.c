@@ -153,8 +153,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
             timeout = (unsigned)atoi(argv[++i]);
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "kelp-unit: unknown option '%s'\n"
-                            "usage: kelp-unit [--list] [--no-fork] [--timeout S] [FILTER...]\n",
+            fprintf(stderr,
+                    "kelp-unit: unknown option '%s'\n"
+                    "usage: kelp-unit [--list] [--no-fork] [--timeout S] [FILTER...]\n",
                     argv[i]);
             return 2;
         } else
