@@ -112,17 +112,22 @@ done
 mv "$SRC.tmp" "$SRC"
 
 cd "$SRC"
+# When called from our Makefile, the parent's MAKELEVEL would make PostgreSQL's
+# build skip generating its headers (it does that only at MAKELEVEL 0), and the
+# parent's jobserver flags would leak in: start from a clean make environment.
+unset MAKELEVEL MAKEFLAGS MFLAGS MAKEOVERRIDES
 log "configure"
 ./configure "${CONFIGURE_FLAGS[@]}" >"$SRC/kelp-configure.log" 2>&1 || {
     tail -30 "$SRC/kelp-configure.log" >&2; exit 1; }
 log "make -j$JOBS (log: $SRC/kelp-make.log)"
+# Chained with && on purpose: errexit does not apply on the left of ||.
 {
-    make -j"$JOBS" world-bin
-    make -C src/test/regress -j"$JOBS"
-    make -C src/test/isolation -j"$JOBS"
-    make install-world-bin
-    make -C src/test/regress install
-    make -C src/test/isolation install
+    make -j"$JOBS" world-bin &&
+        make -C src/test/regress -j"$JOBS" &&
+        make -C src/test/isolation -j"$JOBS" &&
+        make install-world-bin &&
+        make -C src/test/regress install &&
+        make -C src/test/isolation install
 } >"$SRC/kelp-make.log" 2>&1 || { tail -40 "$SRC/kelp-make.log" >&2; exit 1; }
 echo "$WANT" >"$STAMP_FILE"
 log "installed $("$PREFIX/bin/postgres" --version) into $PREFIX"

@@ -12,6 +12,8 @@ PACKAGES=(
     bison flex libreadline-dev zlib1g-dev libssl-dev libzstd-dev liblz4-dev
     # libraries Kelp links (see docs/decisions.md)
     libpq-dev libzstd-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev libevent-dev
+    # model checking of the safekeeper protocol
+    spin
     # integration tests (run with /usr/bin/python3)
     python3 python3-pytest python3-psycopg
     # tools the scripts call
