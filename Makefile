@@ -22,11 +22,16 @@ PG_PREFIX := $(CURDIR)/build/pg
 PG_CONFIG := $(PG_PREFIX)/bin/pg_config
 PYTHON := /usr/bin/python3
 
+# Libraries from Debian (scripts/install-deps.sh), found with pkg-config.
+PKGS := libpq libevent libevent_pthreads jansson libzstd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
 CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
           -Wvla -Wformat=2 -Wno-format-nonliteral $(OPT) -g -fno-omit-frame-pointer \
-          -D_GNU_SOURCE -Isrc -Itests/unit $(SANFLAGS) -MMD -MP
+          -D_GNU_SOURCE -Isrc -Itests/unit $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS)
-LDLIBS := -lpthread
+LDLIBS := $(PKG_LIBS) -lpthread
 
 ROLE_DIRS := common cli pageserver safekeeper control proxy compute
 LIB_SRCS := $(filter-out %_test.c,$(foreach d,$(ROLE_DIRS),$(wildcard src/$(d)/*.c)))
