@@ -31,12 +31,22 @@ CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissin
           -Wvla -Wformat=2 -Wno-format-nonliteral $(OPT) -g -fno-omit-frame-pointer \
           -D_GNU_SOURCE -Isrc -Itests/unit $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS)
-LDLIBS := $(PKG_LIBS) -lpthread
+LDLIBS = $(PKG_LIBS) $(PG_LIBS) -lpthread
 
 ROLE_DIRS := common cli pageserver safekeeper control proxy compute
+
+# PostgreSQL's own code, compiled from the fetched source (build/pg-src) in
+# frontend mode, as pg_waldump does: the WAL reader. Our files named *_pg.c
+# include PostgreSQL's headers (and only they do); they need the configured
+# source tree, so they wait for `pg`.
+PG_SRC := build/pg-src
+PG_INCLUDES := -I$(PG_SRC)/src/include -DFRONTEND
+PGSRC_FILES := src/backend/access/transam/xlogreader.c
+PGSRC_OBJS := $(PGSRC_FILES:%.c=$(OUT)/pgsrc/%.o)
+PG_LIBS := $(PG_PREFIX)/lib/libpgcommon.a $(PG_PREFIX)/lib/libpgport.a -llz4 -lzstd
 LIB_SRCS := $(filter-out %_test.c,$(foreach d,$(ROLE_DIRS),$(wildcard src/$(d)/*.c)))
 TEST_SRCS := $(foreach d,$(ROLE_DIRS),$(wildcard src/$(d)/*_test.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/%.o) $(PGSRC_OBJS)
 TEST_OBJS := $(TEST_SRCS:%.c=$(OUT)/%.o) $(OUT)/tests/unit/runner.o
 KELP_LIB := $(OUT)/libkelp.a
 KELP_BIN := $(OUT)/bin/kelp
@@ -54,6 +64,28 @@ $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# Our files that include PostgreSQL headers: PostgreSQL's headers are not
+# -Wshadow/-Wextra clean, so those two families of warnings are relaxed here.
+$(OUT)/%_pg.o: %_pg.c | pg
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC[pg]  $<")
+	$(Q)$(CC) $(CFLAGS) $(PG_INCLUDES) -Wno-shadow -Wno-unused-parameter -Wno-sign-compare \
+	    -Wno-missing-field-initializers -c $< -o $@
+
+# PostgreSQL source files, with PostgreSQL's own warning settings. The source
+# appears only once `pg` has run, so it is named in the recipe, and the build
+# stamp (rewritten by every rebuild) stands for it as prerequisite.
+PG_STAMP := $(PG_PREFIX)/.kelp-build-stamp
+$(OUT)/pgsrc/%.o: $(PG_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC[pgsrc] $(notdir $*).c")
+	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer -fno-strict-aliasing -fwrapv \
+	    -fexcess-precision=standard -D_GNU_SOURCE $(PG_INCLUDES) $(SANFLAGS) \
+	    -c $(PG_SRC)/$*.c -o $@
+
+$(PG_STAMP): | pg
+	@true
 
 $(KELP_LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -108,4 +140,4 @@ clean:
 	rm -rf build/out build/san
 	-$(MAKE) -C src/pgext clean PG_CONFIG=$(PG_CONFIG) >/dev/null 2>&1
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(OUT)/src/main.o.d
+-include $(filter-out $(OUT)/pgsrc/%,$(LIB_OBJS:.o=.d)) $(TEST_OBJS:.o=.d) $(OUT)/src/main.d

@@ -47,5 +47,6 @@ int cli_dispatch(const struct cli_command *cmd, int argc, char **argv);
 
 /* Commands implemented in other files of src/cli. */
 extern const struct cli_command cli_cmd_up, cli_cmd_down, cli_cmd_status;
+extern const struct cli_command cli_cmd_debug_decode_wal;
 
 #endif
