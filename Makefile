@@ -41,7 +41,8 @@ ROLE_DIRS := common cli pageserver safekeeper control proxy compute
 # source tree, so they wait for `pg`.
 PG_SRC := build/pg-src
 PG_INCLUDES := -I$(PG_SRC)/src/include -DFRONTEND
-PGSRC_FILES := src/backend/access/transam/xlogreader.c
+PGSRC_FILES := src/backend/access/transam/xlogreader.c \
+               src/backend/access/rmgrdesc/xactdesc.c src/backend/access/rmgrdesc/standbydesc.c
 PGSRC_OBJS := $(PGSRC_FILES:%.c=$(OUT)/pgsrc/%.o)
 PG_LIBS := $(PG_PREFIX)/lib/libpgcommon.a $(PG_PREFIX)/lib/libpgport.a -llz4 -lzstd
 LIB_SRCS := $(filter-out %_test.c,$(foreach d,$(ROLE_DIRS),$(wildcard src/$(d)/*.c)))

@@ -11,7 +11,10 @@
 
 #include <stddef.h>
 
+#include <sys/types.h>
+
 #include "common/config.h"
+#include "common/lsn.h"
 
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1
@@ -45,8 +48,17 @@ void cli_report_error(const struct cli_command *cmd, const struct kc_error *err)
 /* Parse flags for cmd and run it (argv[0] is the command name). */
 int cli_dispatch(const struct cli_command *cmd, int argc, char **argv);
 
+/*
+ * cli_read_wal_files -- read up to len bytes of WAL at lsn from the segment
+ * files (timeline 1) in dir, never past the end of lsn's segment. Returns
+ * the bytes read, 0 when the segment file does not exist, or < 0.
+ */
+ssize_t cli_read_wal_files(const char *dir, uint32_t seg_size, kc_lsn lsn, uint8_t *buf, size_t len,
+                           struct kc_error *err);
+
 /* Commands implemented in other files of src/cli. */
 extern const struct cli_command cli_cmd_up, cli_cmd_down, cli_cmd_status;
 extern const struct cli_command cli_cmd_debug_decode_wal;
+extern const struct cli_command cli_cmd_debug_ingest_wal;
 
 #endif

@@ -66,31 +66,6 @@ static const struct kc_config_entry debug_wal_options[] = {
      .flags = KC_CONFIG_REQUIRED},
 };
 
-/* Read [lsn, lsn+len) from the segment files into buf; returns bytes read (0 at the end). */
-static ssize_t read_wal(const char *dir, uint32_t seg_size, kc_lsn lsn, uint8_t *buf, size_t len,
-                        struct kc_error *err)
-{
-    char name[KC_WAL_FILE_NAME_LEN], path[4200];
-    uint32_t off = kc_lsn_segoff(lsn, seg_size);
-    size_t n = len < seg_size - off ? len : seg_size - off;
-    ssize_t got;
-    int fd;
-
-    kc_wal_file_name(name, 1, kc_lsn_segno(lsn, seg_size), seg_size);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return 0;
-        return kc_error_set(err, KC_EIO, "could not open \"%s\": %s", path, strerror(errno));
-    }
-    got = pread(fd, buf, n, off);
-    if (got < 0)
-        kc_error_set(err, KC_EIO, "could not read \"%s\": %s", path, strerror(errno));
-    close(fd);
-    return got < 0 ? KC_EIO : got;
-}
-
 static void print_record(const struct ps_wal_record *rec)
 {
     char a[KC_LSN_STRLEN], b[KC_LSN_STRLEN];
@@ -148,8 +123,8 @@ static int cmd_debug_decode_wal(const struct cli_command *cmd, void *settings, i
         goto out;
     chunk = kc_malloc((size_t)s->chunk);
     for (pos = start; end == 0 || pos < end;) {
-        ssize_t got =
-            read_wal(s->wal_dir, (uint32_t)s->seg_size, pos, chunk, (size_t)s->chunk, &err);
+        ssize_t got = cli_read_wal_files(s->wal_dir, (uint32_t)s->seg_size, pos, chunk,
+                                         (size_t)s->chunk, &err);
         if (got < 0)
             goto out;
         if (got == 0)

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * debug_ingest.c -- `kelp debug-ingest-wal`: decode WAL files, run them
+ * through the pageserver's ingest into an in-memory store, and print what
+ * the store holds: relation and SLRU sizes, databases, the checkpoint.
+ *
+ * A debugging tool, and the driver of ingest's integration test, which
+ * compares the result with the data directory that wrote the WAL. The store
+ * keeps only the latest value of each key (enough for sizes and
+ * directories); reconstruction is not its job.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/hashmap.h"
+#include "common/lsn.h"
+#include "pageserver/ingest.h"
+#include "pageserver/wal_decoder.h"
+
+struct debug_ingest_settings {
+    char *wal_dir;
+    char *start;
+    char *end;
+    int64_t seg_size;
+};
+
+static const struct kc_config_entry debug_ingest_options[] = {
+    {.name = "end",
+     .type = KC_CONFIG_STRING,
+     .offset = offsetof(struct debug_ingest_settings, end),
+     .default_value = NULL,
+     .help = "stop at this LSN (default: the end of the last segment file)",
+     .metavar = "lsn"},
+    {.name = "segment-size",
+     .type = KC_CONFIG_SIZE,
+     .offset = offsetof(struct debug_ingest_settings, seg_size),
+     .default_value = "16MB",
+     .min = 1024 * 1024,
+     .max = 1024 * 1024 * 1024,
+     .help = "WAL segment size of the cluster"},
+    {.name = "start",
+     .type = KC_CONFIG_STRING,
+     .offset = offsetof(struct debug_ingest_settings, start),
+     .default_value = NULL,
+     .help = "LSN of the first record to ingest",
+     .metavar = "lsn",
+     .flags = KC_CONFIG_REQUIRED},
+    {.name = "wal-dir",
+     .type = KC_CONFIG_STRING,
+     .offset = offsetof(struct debug_ingest_settings, wal_dir),
+     .default_value = NULL,
+     .help = "directory with the segment files (timeline 1), e.g. a cluster's pg_wal",
+     .metavar = "dir",
+     .flags = KC_CONFIG_REQUIRED},
+};
+
+/* The in-memory store: key -> index of its latest value in vals[]. */
+struct mem_store {
+    struct kc_hmap *index;
+    struct mem_value {
+        struct ps_key key;
+        uint8_t *image; /* latest image, or NULL when the latest value is a record */
+        uint32_t len;
+        bool live;
+    } * vals;
+    size_t nvals, cap;
+};
+
+static int mem_put(void *arg, const struct ps_key *key, kc_lsn lsn, const struct ps_value *v,
+                   struct kc_error *err)
+{
+    struct mem_store *m = arg;
+    uint64_t i;
+
+    (void)lsn;
+    if (ps_value_check(v, err) != 0)
+        return err->code;
+    if (!kc_hmap_get(m->index, key->b, &i)) {
+        if (m->nvals == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 1024;
+            m->vals = kc_realloc(m->vals, m->cap * sizeof(*m->vals));
+        }
+        i = m->nvals++;
+        m->vals[i] = (struct mem_value){.key = *key};
+        kc_hmap_put(m->index, key->b, i);
+    }
+    free(m->vals[i].image);
+    m->vals[i].image = NULL;
+    m->vals[i].live = true;
+    if (v->kind == PS_VALUE_IMAGE) {
+        m->vals[i].image = kc_malloc(v->len ? v->len : 1);
+        if (v->len)
+            memcpy(m->vals[i].image, v->data, v->len);
+        m->vals[i].len = v->len;
+    }
+    return 0;
+}
+
+static int mem_drop(void *arg, const struct ps_key *start, const struct ps_key *end, kc_lsn lsn,
+                    struct kc_error *err)
+{
+    struct mem_store *m = arg;
+
+    (void)lsn, (void)err;
+    for (size_t i = 0; i < m->nvals; i++) {
+        struct mem_value *e = &m->vals[i];
+        if (e->live && ps_key_cmp(&e->key, start) >= 0 && ps_key_cmp(&e->key, end) < 0) {
+            e->live = false;
+            free(e->image);
+            e->image = NULL;
+        }
+    }
+    return 0;
+}
+
+static int mem_get(void *arg, const struct ps_key *key, uint8_t *buf, size_t cap, size_t *len,
+                   struct kc_error *err)
+{
+    struct mem_store *m = arg;
+    uint64_t i;
+
+    (void)err;
+    if (!kc_hmap_get(m->index, key->b, &i) || !m->vals[i].live || m->vals[i].image == NULL)
+        return 0;
+    *len = m->vals[i].len;
+    memcpy(buf, m->vals[i].image, m->vals[i].len < cap ? m->vals[i].len : cap);
+    return 1;
+}
+
+static int key_order(const void *a, const void *b)
+{
+    const struct mem_value *x = a, *y = b;
+    return ps_key_cmp(&x->key, &y->key);
+}
+
+/* Print sizes, databases and the checkpoint, in key order. */
+static void mem_print(struct mem_store *m)
+{
+    unsigned slru_keys[3] = {0, 0, 0};
+
+    qsort(m->vals, m->nvals, sizeof(*m->vals), key_order);
+    for (size_t i = 0; i < m->nvals; i++) {
+        uint8_t f1;
+        uint32_t f2;
+        ps_key_fields(&m->vals[i].key, &f1, &f2, NULL, NULL, NULL, NULL);
+        if (m->vals[i].live && f1 == PS_KEYSPACE_SLRU && f2 < 3 &&
+            ps_key_is_slru_block(&m->vals[i].key))
+            slru_keys[f2]++;
+    }
+    for (unsigned k = 0; k < 3; k++)
+        printf("slrupages kind=%u n=%u\n", k, slru_keys[k]);
+    for (size_t i = 0; i < m->nvals; i++) {
+        const struct mem_value *e = &m->vals[i];
+        uint8_t f1, f5;
+        uint32_t f2, f3, f4, f6;
+
+        if (!e->live || e->image == NULL)
+            continue;
+        ps_key_fields(&e->key, &f1, &f2, &f3, &f4, &f5, &f6);
+        if (f1 == PS_KEYSPACE_REL && f6 == PS_KEY_SIZE_BLKNO)
+            printf("relsize %u/%u/%u fork=%u nblocks=%u\n", f2, f3, f4, f5,
+                   ps_size_decode(e->image, e->len));
+        else if (f1 == PS_KEYSPACE_SLRU && f6 == PS_KEY_SIZE_BLKNO)
+            printf("slrusize kind=%u seg=%u nblocks=%u\n", f2, f4,
+                   ps_size_decode(e->image, e->len));
+        else if (ps_key_eq(&e->key, &(struct ps_key){0}) && e->len >= 5)
+            for (uint32_t d = 0; d < kc_load_u32(e->image + 1) && 5 + 8 * (d + 1) <= e->len; d++)
+                printf("database %u/%u\n", kc_load_u32(e->image + 5 + 8 * d),
+                       kc_load_u32(e->image + 9 + 8 * d));
+        else if (f1 == PS_KEYSPACE_REL && f4 == 0 && f6 == 0 && (f2 || f3))
+            printf("relmap %u/%u bytes=%u\n", f2, f3, e->len);
+        else if (f1 == PS_KEYSPACE_TWOPHASE && f6 != 0)
+            printf("twophase xid=%u bytes=%u\n", f6, e->len);
+        else if (f1 == PS_KEYSPACE_CONTROL && f6 == 1)
+            printf("checkpoint bytes=%u\n", e->len);
+    }
+}
+
+static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, int argc,
+                                char **argv)
+{
+    struct debug_ingest_settings *s = settings;
+    struct mem_store store = {.index = kc_hmap_create(PS_KEY_LEN)};
+    struct ps_ingest_ops ops = {
+        .arg = &store, .put = mem_put, .drop_range = mem_drop, .get = mem_get};
+    struct ps_ingest *ing = NULL;
+    struct ps_wal_decoder *dec = NULL;
+    struct ps_wal_record rec;
+    struct ps_ingest_stats st;
+    struct kc_error err;
+    kc_lsn start, end = 0, pos, last_end = 0;
+    static uint8_t chunk[64 * 1024];
+    int rc = CLI_EXIT_FAIL, r;
+
+    (void)argc, (void)argv;
+    if (kc_lsn_parse(s->start, &start, &err) != 0 ||
+        (s->end != NULL && kc_lsn_parse(s->end, &end, &err) != 0)) {
+        cli_report_error(cmd, &err);
+        kc_hmap_destroy(store.index);
+        return CLI_EXIT_USAGE;
+    }
+    if (ps_wal_decoder_create(start, (uint32_t)s->seg_size, 0, &dec, &err) != 0 ||
+        ps_ingest_create(&ops, &ing, &err) != 0)
+        goto out;
+    for (pos = start; end == 0 || pos < end;) {
+        ssize_t got =
+            cli_read_wal_files(s->wal_dir, (uint32_t)s->seg_size, pos, chunk, sizeof(chunk), &err);
+        if (got < 0)
+            goto out;
+        if (got == 0)
+            break;
+        if (ps_wal_decoder_feed(dec, pos, chunk, (size_t)got, &err) != 0)
+            goto out;
+        pos += (kc_lsn)got;
+        while ((r = ps_wal_decoder_next(dec, &rec, &err)) == 1) {
+            if (end != 0 && rec.end_lsn > end)
+                break;
+            if (ps_ingest_record(ing, dec, &rec, &err) != 0)
+                goto out;
+            last_end = rec.end_lsn;
+        }
+        if (r < 0)
+            goto out;
+        if (end != 0 && last_end != 0 && r == 1)
+            break;
+    }
+    if (last_end != 0 && ps_ingest_flush(ing, last_end, &err) != 0)
+        goto out;
+    mem_print(&store);
+    ps_ingest_get_stats(ing, &st);
+    printf("stats records=%llu images=%llu pg_records=%llu native=%llu vm_routed=%llu "
+           "size_changes=%llu drops=%llu\n",
+           (unsigned long long)st.records, (unsigned long long)st.images,
+           (unsigned long long)st.pg_records, (unsigned long long)st.native,
+           (unsigned long long)st.vm_routed, (unsigned long long)st.size_changes,
+           (unsigned long long)st.drops);
+    rc = CLI_EXIT_OK;
+out:
+    if (rc != CLI_EXIT_OK)
+        cli_report_error(cmd, &err);
+    ps_ingest_destroy(ing);
+    ps_wal_decoder_destroy(dec);
+    for (size_t i = 0; i < store.nvals; i++)
+        free(store.vals[i].image);
+    free(store.vals);
+    kc_hmap_destroy(store.index);
+    return rc;
+}
+
+const struct cli_command cli_cmd_debug_ingest_wal = {
+    .name = "debug-ingest-wal",
+    .group = "commands",
+    .summary = "ingest WAL files into an in-memory store and print it (debugging)",
+    .description = "Decodes WAL segment files from --start and runs every record through\n"
+                   "the pageserver's ingest into an in-memory store that keeps the latest\n"
+                   "value of each key, then prints relation and SLRU sizes, databases,\n"
+                   "relmapper files, prepared transactions and ingest statistics.",
+    .options = debug_ingest_options,
+    .noptions = KC_ARRAY_LEN(debug_ingest_options),
+    .settings_size = sizeof(struct debug_ingest_settings),
+    .run = cmd_debug_ingest_wal,
+};

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* wal_files.c -- reading WAL by LSN from a directory of segment files (debug commands). */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+ssize_t cli_read_wal_files(const char *dir, uint32_t seg_size, kc_lsn lsn, uint8_t *buf, size_t len,
+                           struct kc_error *err)
+{
+    char name[KC_WAL_FILE_NAME_LEN], path[4200];
+    uint32_t off = kc_lsn_segoff(lsn, seg_size);
+    size_t n = len < seg_size - off ? len : seg_size - off;
+    ssize_t got;
+    int fd;
+
+    kc_wal_file_name(name, 1, kc_lsn_segno(lsn, seg_size), seg_size);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return kc_error_set(err, KC_EIO, "could not open \"%s\": %s", path, strerror(errno));
+    }
+    got = pread(fd, buf, n, off);
+    if (got < 0)
+        kc_error_set(err, KC_EIO, "could not read \"%s\": %s", path, strerror(errno));
+    close(fd);
+    return got < 0 ? KC_EIO : got;
+}
