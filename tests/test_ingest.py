@@ -33,7 +33,11 @@ def ingested(tmp_path_factory):
     c.start()
     facts = {}
     with c.connect() as conn:
+        # The CLOG as of the start: flushed by a checkpoint, then copied.
+        conn.execute("CHECKPOINT")
         start = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+        clog_base = tmp_path_factory.mktemp("clog") / "base"
+        shutil.copyfile(c.datadir / "pg_xact" / "0000", clog_base)
         facts["initial_dbs"] = {r[0] for r in conn.execute("SELECT oid FROM pg_database")}
         conn.execute("CREATE TABLE big (id int PRIMARY KEY, v text)")
         conn.execute("INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 30000) g")
@@ -76,6 +80,18 @@ def ingested(tmp_path_factory):
                 conn.execute(f"{finish} PREPARED '{gid}'")
         facts["kept_xid"] = int(conn.execute(
             "SELECT transaction FROM pg_prepared_xacts WHERE gid = 'kept'").fetchone()[0])
+        # Subtransactions, committed and rolled back, and a failed transaction.
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO trunc VALUES (3)")
+        conn.execute("SAVEPOINT a")
+        conn.execute("INSERT INTO trunc VALUES (4)")
+        conn.execute("SAVEPOINT b")
+        conn.execute("INSERT INTO trunc VALUES (5)")
+        conn.execute("ROLLBACK TO SAVEPOINT b")
+        conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO trunc VALUES (6)")
+        conn.execute("ROLLBACK")
         # Burn some xids and OIDs.
         for _ in range(50):
             conn.execute("SELECT txid_current()")
@@ -91,7 +107,9 @@ def ingested(tmp_path_factory):
     data = tmp_path_factory.mktemp("ingest") / "data"
     shutil.copytree(c.datadir, data, ignore=shutil.ignore_patterns("pg_stat_tmp"))
     shutil.rmtree(base, ignore_errors=True)
-    r = kelp("debug-ingest-wal", "--wal-dir", data / "pg_wal", "--start", start, "--end", end)
+    facts["clog_out"] = clog_base.parent / "out"
+    r = kelp("debug-ingest-wal", "--wal-dir", data / "pg_wal", "--start", start, "--end", end,
+             "--clog-base", clog_base, "--clog-out", facts["clog_out"])
     assert r.returncode == 0, r.stderr
     return data, r.stdout, facts
 
@@ -183,6 +201,18 @@ def test_prepared_transactions_and_checkpoint(ingested):
     for kind in (0, 1, 2):
         assert re.search(rf"^slrupages kind={kind} n=[1-9]", out, re.M), kind
     assert int(re.search(r"native=(\d+)", out).group(1)) > 50
+
+
+def test_clog_rebuilt_from_wal_matches(ingested):
+    """CLOG page images and native commit/abort records, applied to the CLOG
+    as of the start, give exactly the primary's final CLOG."""
+    data, _, facts = ingested
+    ours = facts["clog_out"].read_bytes()
+    theirs = (data / "pg_xact" / "0000").read_bytes()
+    used = (facts["next_xid"] + 3) // 4  # bytes holding the xids used so far
+    assert used > 100
+    assert ours[:used] == theirs[:used]
+    assert set(theirs[used:8192]) <= {0}
 
 
 def test_ingest_rejects_bad_arguments():

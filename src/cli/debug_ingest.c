@@ -23,9 +23,12 @@
 #include "common/hashmap.h"
 #include "common/lsn.h"
 #include "pageserver/ingest.h"
+#include "pageserver/native_redo.h"
 #include "pageserver/wal_decoder.h"
 
 struct debug_ingest_settings {
+    char *clog_base;
+    char *clog_out;
     char *wal_dir;
     char *start;
     char *end;
@@ -33,6 +36,18 @@ struct debug_ingest_settings {
 };
 
 static const struct kc_config_entry debug_ingest_options[] = {
+    {.name = "clog-base",
+     .type = KC_CONFIG_STRING,
+     .offset = offsetof(struct debug_ingest_settings, clog_base),
+     .default_value = NULL,
+     .help = "CLOG segment 0000 as of --start: apply ingested CLOG changes to it",
+     .metavar = "file"},
+    {.name = "clog-out",
+     .type = KC_CONFIG_STRING,
+     .offset = offsetof(struct debug_ingest_settings, clog_out),
+     .default_value = NULL,
+     .help = "write the resulting CLOG segment 0000 here (with --clog-base)",
+     .metavar = "file"},
     {.name = "end",
      .type = KC_CONFIG_STRING,
      .offset = offsetof(struct debug_ingest_settings, end),
@@ -72,7 +87,35 @@ struct mem_store {
         bool live;
     } * vals;
     size_t nvals, cap;
+    uint8_t *clog;       /* CLOG segment 0 being rebuilt, or NULL */
+    size_t clog_len[32]; /* bytes valid per page: PS_PAGE_SIZE or with the trailer */
+    uint8_t clog_page[PS_CLOG_VALUE_SIZE];
 };
+
+/* Apply a CLOG segment-0 value to the segment being rebuilt (--clog-base). */
+static int mem_clog(struct mem_store *m, const struct ps_key *key, const struct ps_value *v,
+                    struct kc_error *err)
+{
+    uint8_t f1;
+    uint32_t kind, segno, blk, f3, f6;
+
+    ps_key_fields(key, &f1, &kind, &f3, &segno, NULL, &f6);
+    if (m->clog == NULL || !ps_key_is_slru_block(key) || kind != PS_SLRU_CLOG || segno != 0)
+        return 0;
+    blk = f6;
+    memcpy(m->clog_page, m->clog + (size_t)blk * PS_PAGE_SIZE, PS_PAGE_SIZE);
+    if (v->kind == PS_VALUE_IMAGE) {
+        memcpy(m->clog + (size_t)blk * PS_PAGE_SIZE, v->data,
+               v->len < PS_PAGE_SIZE ? v->len : PS_PAGE_SIZE);
+        return 0;
+    }
+    if (v->kind != PS_VALUE_NATIVE_RECORD)
+        return kc_error_set(err, KC_EINVAL, "CLOG page %u got a PostgreSQL record", blk);
+    if (ps_native_apply(m->clog_page, &m->clog_len[blk], v->data, v->len, err) != 0)
+        return err->code;
+    memcpy(m->clog + (size_t)blk * PS_PAGE_SIZE, m->clog_page, PS_PAGE_SIZE);
+    return 0;
+}
 
 static int mem_put(void *arg, const struct ps_key *key, kc_lsn lsn, const struct ps_value *v,
                    struct kc_error *err)
@@ -81,7 +124,7 @@ static int mem_put(void *arg, const struct ps_key *key, kc_lsn lsn, const struct
     uint64_t i;
 
     (void)lsn;
-    if (ps_value_check(v, err) != 0)
+    if (ps_value_check(v, err) != 0 || mem_clog(m, key, v, err) != 0)
         return err->code;
     if (!kc_hmap_get(m->index, key->b, &i)) {
         if (m->nvals == m->cap) {
@@ -133,6 +176,35 @@ static int mem_get(void *arg, const struct ps_key *key, uint8_t *buf, size_t cap
     *len = m->vals[i].len;
     memcpy(buf, m->vals[i].image, m->vals[i].len < cap ? m->vals[i].len : cap);
     return 1;
+}
+
+/* Read a CLOG segment file (up to 32 pages; shorter files are zero-filled). */
+static int load_clog(struct mem_store *m, const char *path, struct kc_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (f == NULL)
+        return kc_error_set(err, KC_EIO, "could not open \"%s\": %s", path, strerror(errno));
+    m->clog = kc_calloc(32, PS_PAGE_SIZE);
+    n = fread(m->clog, 1, 32 * PS_PAGE_SIZE, f);
+    (void)n;
+    fclose(f);
+    for (int i = 0; i < 32; i++)
+        m->clog_len[i] = PS_PAGE_SIZE;
+    return 0;
+}
+
+static int write_file(const char *path, const uint8_t *data, size_t len, struct kc_error *err)
+{
+    FILE *f = fopen(path, "wb");
+
+    if (f == NULL || fwrite(data, 1, len, f) != len) {
+        if (f != NULL)
+            fclose(f);
+        return kc_error_set(err, KC_EIO, "could not write \"%s\": %s", path, strerror(errno));
+    }
+    return fclose(f) == 0 ? 0 : kc_error_set(err, KC_EIO, "could not write \"%s\"", path);
 }
 
 static int key_order(const void *a, const void *b)
@@ -207,6 +279,8 @@ static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, i
         kc_hmap_destroy(store.index);
         return CLI_EXIT_USAGE;
     }
+    if (s->clog_base != NULL && load_clog(&store, s->clog_base, &err) != 0)
+        goto out;
     if (ps_wal_decoder_create(start, (uint32_t)s->seg_size, 0, &dec, &err) != 0 ||
         ps_ingest_create(&ops, &ing, &err) != 0)
         goto out;
@@ -234,6 +308,12 @@ static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, i
     }
     if (last_end != 0 && ps_ingest_flush(ing, last_end, &err) != 0)
         goto out;
+    if (store.clog != NULL && s->clog_out != NULL &&
+        write_file(s->clog_out, store.clog, 32 * PS_PAGE_SIZE, &err) != 0)
+        goto out;
+    if (store.clog != NULL && s->clog_out != NULL &&
+        write_file(s->clog_out, store.clog, 32 * PS_PAGE_SIZE, &err) != 0)
+        goto out;
     mem_print(&store);
     ps_ingest_get_stats(ing, &st);
     printf("stats records=%llu images=%llu pg_records=%llu native=%llu vm_routed=%llu "
@@ -251,6 +331,7 @@ out:
     for (size_t i = 0; i < store.nvals; i++)
         free(store.vals[i].image);
     free(store.vals);
+    free(store.clog);
     kc_hmap_destroy(store.index);
     return rc;
 }
