@@ -53,8 +53,19 @@ static const struct cli_command cli_roles[] = {
 };
 
 const struct cli_command *const cli_commands[] = {
-    &cli_cmd_up,   &cli_cmd_down, &cli_cmd_status, &cli_roles[5], &cli_roles[0],
-    &cli_roles[1], &cli_roles[2], &cli_roles[3],   &cli_roles[4], &cli_cmd_debug_decode_wal, &cli_cmd_debug_ingest_wal,
+    &cli_cmd_up,
+    &cli_cmd_down,
+    &cli_cmd_status,
+    &cli_roles[5],
+    &cli_roles[0],
+    &cli_roles[1],
+    &cli_roles[2],
+    &cli_roles[3],
+    &cli_roles[4],
+    &cli_cmd_debug_decode_wal,
+    &cli_cmd_debug_ingest_wal,
+    &cli_cmd_debug_receive_wal,
+    &cli_cmd_debug_redo,
     NULL,
 };
 
