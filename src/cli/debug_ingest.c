@@ -12,6 +12,8 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +26,14 @@
 #include "common/lsn.h"
 #include "pageserver/ingest.h"
 #include "pageserver/native_redo.h"
+#include "pageserver/walreceiver.h"
 #include "pageserver/wal_decoder.h"
 
 struct debug_ingest_settings {
     char *clog_base;
     char *clog_out;
+    char *source;
+    int64_t timeout_ms;
     char *wal_dir;
     char *start;
     char *end;
@@ -54,6 +59,20 @@ static const struct kc_config_entry debug_ingest_options[] = {
      .default_value = NULL,
      .help = "stop at this LSN (default: the end of the last segment file)",
      .metavar = "lsn"},
+    {.name = "source",
+     .type = KC_CONFIG_STRING,
+     .offset = offsetof(struct debug_ingest_settings, source),
+     .default_value = NULL,
+     .help = "stream from this primary (libpq conninfo) with the WAL receiver instead of files; "
+             "needs --end",
+     .metavar = "conninfo"},
+    {.name = "timeout",
+     .type = KC_CONFIG_DURATION,
+     .offset = offsetof(struct debug_ingest_settings, timeout_ms),
+     .default_value = "60s",
+     .min = 1,
+     .max = 3600 * 1000,
+     .help = "with --source: give up when --end is not reached in this time"},
     {.name = "segment-size",
      .type = KC_CONFIG_SIZE,
      .offset = offsetof(struct debug_ingest_settings, seg_size),
@@ -73,8 +92,7 @@ static const struct kc_config_entry debug_ingest_options[] = {
      .offset = offsetof(struct debug_ingest_settings, wal_dir),
      .default_value = NULL,
      .help = "directory with the segment files (timeline 1), e.g. a cluster's pg_wal",
-     .metavar = "dir",
-     .flags = KC_CONFIG_REQUIRED},
+     .metavar = "dir"},
 };
 
 /* The in-memory store: key -> index of its latest value in vals[]. */
@@ -256,6 +274,59 @@ static void mem_print(struct mem_store *m)
     }
 }
 
+/* Stream-mode sink: the ingested LSN, published by the receiver's thread. */
+static _Atomic kc_lsn stream_ingested;
+
+static void stream_advance(void *arg, kc_lsn lsn)
+{
+    (void)arg;
+    atomic_store(&stream_ingested, lsn);
+}
+
+static kc_lsn stream_durable(void *arg)
+{
+    (void)arg;
+    return atomic_load(&stream_ingested);
+}
+
+/* Ingest from a live source with the WAL receiver until end is ingested. */
+static int ingest_stream(const struct debug_ingest_settings *s, struct ps_ingest_ops *ops,
+                         kc_lsn start, kc_lsn end, struct kc_error *err)
+{
+    struct ps_walreceiver_opts o = {.conninfo = s->source,
+                                    .application_name = "kelp-debug-ingest",
+                                    .seg_size = (uint32_t)s->seg_size,
+                                    .status_interval_ms = 200};
+    struct ps_walreceiver_sink sink = {
+        .arg = NULL, .ops = *ops, .advance = stream_advance, .durable_lsn = stream_durable};
+    struct ps_walreceiver_status st;
+    struct ps_walreceiver *wr;
+    struct timespec t0, now;
+    int rc;
+
+    atomic_store(&stream_ingested, start);
+    rc = ps_walreceiver_start(&o, &sink, start, &wr, err);
+    if (rc != 0)
+        return rc;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        ps_walreceiver_get_status(wr, &st);
+        if (st.ingested_lsn >= end || st.failed)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > s->timeout_ms)
+            break;
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    ps_walreceiver_stop(wr);
+    if (st.ingested_lsn >= end)
+        return 0;
+    return kc_error_set(err, st.failed ? KC_ECORRUPT : KC_ETIMEDOUT,
+                        "WAL receiver stopped at %X/%X before %X/%X%s%s",
+                        (unsigned)(st.ingested_lsn >> 32), (unsigned)st.ingested_lsn,
+                        (unsigned)(end >> 32), (unsigned)end, st.error[0] ? ": " : "", st.error);
+}
+
 static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, int argc,
                                 char **argv)
 {
@@ -281,6 +352,20 @@ static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, i
     }
     if (s->clog_base != NULL && load_clog(&store, s->clog_base, &err) != 0)
         goto out;
+    if (s->source != NULL) {
+        /* The receiver ingests through its own ingest; print what it stored. */
+        if (end == 0) {
+            kc_error_set(&err, KC_EINVAL, "--source needs --end");
+            goto out;
+        }
+        if (ingest_stream(s, &ops, start, end, &err) != 0)
+            goto out;
+        goto print;
+    }
+    if (s->wal_dir == NULL) {
+        kc_error_set(&err, KC_EINVAL, "give --wal-dir or --source");
+        goto out;
+    }
     if (ps_wal_decoder_create(start, (uint32_t)s->seg_size, 0, &dec, &err) != 0 ||
         ps_ingest_create(&ops, &ing, &err) != 0)
         goto out;
@@ -308,13 +393,15 @@ static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, i
     }
     if (last_end != 0 && ps_ingest_flush(ing, last_end, &err) != 0)
         goto out;
-    if (store.clog != NULL && s->clog_out != NULL &&
-        write_file(s->clog_out, store.clog, 32 * PS_PAGE_SIZE, &err) != 0)
-        goto out;
+print:
     if (store.clog != NULL && s->clog_out != NULL &&
         write_file(s->clog_out, store.clog, 32 * PS_PAGE_SIZE, &err) != 0)
         goto out;
     mem_print(&store);
+    if (ing == NULL) { /* streamed: the receiver's ingest kept the statistics */
+        rc = CLI_EXIT_OK;
+        goto out;
+    }
     ps_ingest_get_stats(ing, &st);
     printf("stats records=%llu images=%llu pg_records=%llu native=%llu vm_routed=%llu "
            "size_changes=%llu drops=%llu\n",

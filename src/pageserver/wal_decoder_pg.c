@@ -183,6 +183,10 @@ static void ps_trim(struct ps_wal_decoder *d)
     kc_lsn keep = d->next_lsn - d->next_lsn % XLOG_BLCKSZ;
     size_t drop;
 
+    /* After an XLOG_SWITCH record the next one starts past what we hold. */
+    if (keep > d->buf_end)
+        keep = d->buf_end - d->buf_end % XLOG_BLCKSZ;
+
     if (keep <= d->buf_start || keep - d->buf_start < PS_WAL_TRIM_SLACK)
         return;
     drop = (size_t)(keep - d->buf_start);
