@@ -21,6 +21,7 @@ const char *kc_strerror(int code)
     case KC_EPROTO: return "EPROTO";
     case KC_EVERSION: return "EVERSION";
     case KC_EFAILPOINT: return "EFAILPOINT";
+    case KC_EAUTH: return "EAUTH";
     default: return "EUNKNOWN";
     }
 }

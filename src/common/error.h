@@ -20,17 +20,18 @@
 
 enum kc_errcode {
     KC_OK = 0,
-    KC_EINVAL = -1,     /* malformed or out-of-range input */
-    KC_ECORRUPT = -2,   /* stored or received data fails a checksum or format check */
-    KC_ENOMEM = -3,     /* an allocation sized by input failed */
-    KC_EIO = -4,        /* an operating-system call failed */
-    KC_ETOOBIG = -5,    /* a length exceeds its configured maximum */
-    KC_EAGAIN = -6,     /* not enough bytes yet; call again with more */
-    KC_ENOTFOUND = -7,  /* the named thing does not exist */
-    KC_ETIMEDOUT = -8,  /* a deadline passed */
-    KC_EPROTO = -9,     /* the peer broke the protocol */
-    KC_EVERSION = -10,  /* an unsupported format or protocol version */
-    KC_EFAILPOINT = -11 /* a failpoint injected this error */
+    KC_EINVAL = -1,      /* malformed or out-of-range input */
+    KC_ECORRUPT = -2,    /* stored or received data fails a checksum or format check */
+    KC_ENOMEM = -3,      /* an allocation sized by input failed */
+    KC_EIO = -4,         /* an operating-system call failed */
+    KC_ETOOBIG = -5,     /* a length exceeds its configured maximum */
+    KC_EAGAIN = -6,      /* not enough bytes yet; call again with more */
+    KC_ENOTFOUND = -7,   /* the named thing does not exist */
+    KC_ETIMEDOUT = -8,   /* a deadline passed */
+    KC_EPROTO = -9,      /* the peer broke the protocol */
+    KC_EVERSION = -10,   /* an unsupported format or protocol version */
+    KC_EFAILPOINT = -11, /* a failpoint injected this error */
+    KC_EAUTH = -12       /* authentication failed */
 };
 
 struct kc_error {
