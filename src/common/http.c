@@ -22,6 +22,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/failpoint.h"
+#include "common/hex.h"
 #include "common/http_gate.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -436,17 +437,6 @@ json_t *kc_http_request_json(struct kc_http_request *req)
 
 /* ---- parsing the request target --------------------------------------------- */
 
-static int hs_hex(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode s[0..len) ('+' as a space when plus) into *out (caller frees). */
 static int hs_decode(const char *s, size_t len, bool plus, char **out, struct kc_error *err)
 {
@@ -458,11 +448,11 @@ static int hs_decode(const char *s, size_t len, bool plus, char **out, struct kc
     kc_buf_init(&b, s, len);
     while (kc_buf_get_u8(&b, &c)) {
         if (c == '%') {
-            if (!kc_buf_get_bytes(&b, h, 2) || hs_hex(h[0]) < 0 || hs_hex(h[1]) < 0) {
+            if (!kc_buf_get_bytes(&b, h, 2) || kc_hex_digit(h[0]) < 0 || kc_hex_digit(h[1]) < 0) {
                 free(r);
                 return kc_error_set(err, KC_EINVAL, "invalid percent-encoding in request target");
             }
-            c = (uint8_t)(hs_hex(h[0]) << 4 | hs_hex(h[1]));
+            c = (uint8_t)(kc_hex_digit(h[0]) << 4 | kc_hex_digit(h[1]));
             if (c == 0) {
                 free(r);
                 return kc_error_set(err, KC_EINVAL, "percent-encoded NUL byte in request target");

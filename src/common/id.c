@@ -5,21 +5,11 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "common/hex.h"
 #include "common/random.h"
 
 /* Longest input quoted verbatim in an error message. */
 #define KC_ID_QUOTE_MAX 48
-
-static int kc_id_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int kc_id_invalid(struct kc_error *err, const char *s, size_t len)
 {
@@ -36,7 +26,7 @@ int kc_id_parse(const char *s, struct kc_id *out, struct kc_error *err)
      * more useful of the two ("tenant-1" has both problems). */
     for (size_t i = 0; i < len && i < KC_ID_HEXLEN; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (kc_id_hexval(s[i]) >= 0)
+        if (kc_hex_digit(s[i]) >= 0)
             continue;
         kc_id_invalid(err, s, len);
         if (c >= 0x20 && c < 0x7f)
@@ -64,20 +54,14 @@ int kc_id_parse(const char *s, struct kc_id *out, struct kc_error *err)
         return KC_EINVAL;
     }
     for (size_t i = 0; i < KC_ID_LEN; i++)
-        id.b[i] = (uint8_t)((kc_id_hexval(s[2 * i]) << 4) | kc_id_hexval(s[2 * i + 1]));
+        id.b[i] = (uint8_t)((kc_hex_digit(s[2 * i]) << 4) | kc_hex_digit(s[2 * i + 1]));
     *out = id;
     return 0;
 }
 
 char *kc_id_format(const struct kc_id *id, char buf[KC_ID_STRLEN])
 {
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < KC_ID_LEN; i++) {
-        buf[2 * i] = digits[id->b[i] >> 4];
-        buf[2 * i + 1] = digits[id->b[i] & 0xf];
-    }
-    buf[KC_ID_HEXLEN] = '\0';
+    kc_hex_encode(id->b, KC_ID_LEN, buf);
     return buf;
 }
 

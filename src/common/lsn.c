@@ -6,25 +6,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/hex.h"
+
 /* Longest input quoted verbatim in an error message. */
 #define KC_LSN_QUOTE_MAX 40
-
-static int kc_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Length of the run of hex digits at s. */
 static size_t kc_hexrun(const char *s)
 {
     size_t n = 0;
-    while (kc_hexval(s[n]) >= 0)
+    while (kc_hex_digit(s[n]) >= 0)
         n++;
     return n;
 }
@@ -34,7 +25,7 @@ static uint32_t kc_hex32(const char *s, size_t n)
 {
     uint32_t v = 0;
     for (size_t i = 0; i < n; i++)
-        v = (v << 4) | (uint32_t)kc_hexval(s[i]);
+        v = (v << 4) | (uint32_t)kc_hex_digit(s[i]);
     return v;
 }
 

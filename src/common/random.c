@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/hex.h"
+
 int kc_random_bytes(void *buf, size_t len, struct kc_error *err)
 {
     uint8_t *p = buf;
@@ -30,21 +32,17 @@ int kc_random_bytes(void *buf, size_t len, struct kc_error *err)
 
 int kc_random_hex(char *out, size_t nbytes, struct kc_error *err)
 {
-    static const char digits[] = "0123456789abcdef";
     uint8_t raw[64];
     size_t done = 0;
 
+    out[0] = '\0';
     while (done < nbytes) {
         size_t chunk = nbytes - done < sizeof(raw) ? nbytes - done : sizeof(raw);
         int rc = kc_random_bytes(raw, chunk, err);
         if (rc != 0)
             return rc;
-        for (size_t i = 0; i < chunk; i++) {
-            out[2 * (done + i)] = digits[raw[i] >> 4];
-            out[2 * (done + i) + 1] = digits[raw[i] & 0xf];
-        }
+        kc_hex_encode(raw, chunk, out + 2 * done);
         done += chunk;
     }
-    out[2 * nbytes] = '\0';
     return 0;
 }

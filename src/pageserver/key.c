@@ -3,6 +3,7 @@
 #include "pageserver/key.h"
 
 #include "common/buf.h"
+#include "common/hex.h"
 
 struct ps_key ps_key_make(uint8_t f1, uint32_t f2, uint32_t f3, uint32_t f4, uint8_t f5,
                           uint32_t f6)
@@ -142,46 +143,25 @@ bool ps_key_is_slru_block(const struct ps_key *k)
 
 char *ps_key_format(const struct ps_key *k, char buf[PS_KEY_STRLEN])
 {
-    static const char digits[] = "0123456789abcdef";
-
-    for (int i = 0; i < PS_KEY_LEN; i++) {
-        buf[2 * i] = digits[k->b[i] >> 4];
-        buf[2 * i + 1] = digits[k->b[i] & 0xf];
-    }
-    buf[2 * PS_KEY_LEN] = '\0';
+    kc_hex_encode(k->b, PS_KEY_LEN, buf);
     return buf;
-}
-
-static int ps_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int ps_key_parse(const char *s, struct ps_key *out, struct kc_error *err)
 {
     struct ps_key k;
-    size_t len = strnlen(s, 2 * PS_KEY_LEN + 1);
+    size_t len = strnlen(s, 2 * PS_KEY_LEN + 1), bad;
 
     if (len != 2 * PS_KEY_LEN) {
         kc_error_set(err, KC_EINVAL, "invalid key \"%.40s%s\"", s, len > 40 ? "..." : "");
         kc_error_detail(err, "A key is exactly %d hexadecimal digits.", 2 * PS_KEY_LEN);
         return KC_EINVAL;
     }
-    for (int i = 0; i < PS_KEY_LEN; i++) {
-        int hi = ps_hexval(s[2 * i]), lo = ps_hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            kc_error_set(err, KC_EINVAL, "invalid key \"%s\"", s);
-            kc_error_detail(err, "Character %d is not a hexadecimal digit.",
-                            hi < 0 ? 2 * i + 1 : 2 * i + 2);
-            return KC_EINVAL;
-        }
-        k.b[i] = (uint8_t)(hi << 4 | lo);
+    bad = kc_hex_decode(s, PS_KEY_LEN, k.b);
+    if (bad != 0) {
+        kc_error_set(err, KC_EINVAL, "invalid key \"%s\"", s);
+        kc_error_detail(err, "Character %zu is not a hexadecimal digit.", bad);
+        return KC_EINVAL;
     }
     *out = k;
     return 0;
