@@ -65,6 +65,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_debug_decode_wal,
     &cli_cmd_debug_ingest_wal,
     &cli_cmd_debug_receive_wal,
+    &cli_cmd_debug_redo,
     NULL,
 };
 

@@ -20,6 +20,8 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "walredo.h"
+
 PG_MODULE_MAGIC;
 
 #define KELP_EXTENSION_VERSION "0.1"
@@ -45,6 +47,8 @@ _PG_init(void)
 				 errhint("Add 'kelp' to shared_preload_libraries in postgresql.conf and restart the server.")));
 
 	MarkGUCPrefixReserved("kelp");
+
+	kelp_walredo_init();
 
 	ereport(LOG,
 			(errmsg("kelp extension %s loaded", KELP_EXTENSION_VERSION)));
