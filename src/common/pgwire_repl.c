@@ -3,6 +3,7 @@
  * replication. */
 #include "common/pgwire_repl.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,81 +16,187 @@ int64_t kc_pgwire_now(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - KC_PGWIRE_EPOCH_OFFSET_US;
+    return kc_pgwire_time((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
-/* ---- CopyData messages ------------------------------------------------- */
+/* ---- CopyData messages: parsing ---------------------------------------- */
 
-static int kc_pgwire_repl_truncated(struct kc_error *err, const char *what, size_t len)
+static int kc_repl_truncated(struct kc_error *err, const char *what, size_t len, const char *needs,
+                             unsigned need)
 {
-    kc_error_set(err, KC_EPROTO, "invalid %s message", what);
-    kc_error_detail(err, "The %zu-byte payload is shorter than the message's fields.", len);
+    return kc_error_set(err, KC_EPROTO, "truncated %s message: %zu bytes, %s %u", what, len, needs,
+                        need);
+}
+
+/* The four type bytes kc_pgwire_repl_msg_parse knows. */
+#define KC_REPL_ALL_KINDS "wkrh"
+
+/* A type byte that is not in kinds: "unexpected" when known, "unknown" otherwise. */
+static int kc_repl_bad_kind(uint8_t kind, const char *kinds, struct kc_error *err)
+{
+    const char *word =
+        kind != 0 && strchr(KC_REPL_ALL_KINDS, kind) != NULL ? "unexpected" : "unknown";
+    char list[64] = "";
+    size_t n = 0;
+
+    if (isprint(kind))
+        kc_error_set(err, KC_EPROTO, "%s replication message type '%c'", word, kind);
+    else
+        kc_error_set(err, KC_EPROTO, "%s replication message type 0x%02X", word, kind);
+    for (size_t i = 0; kinds[i] != '\0' && n + 8 < sizeof(list); i++) {
+        const char *sep = i == 0 ? "" : kinds[i + 1] == '\0' ? " or " : ", ";
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s'%c'", sep, kinds[i]);
+    }
+    kc_error_detail(err, "Expected type %s.", list);
     return KC_EPROTO;
 }
 
-static int kc_pgwire_repl_xlog(struct kc_buf *b, size_t len, struct kc_pgwire_xlog_data *x,
-                               struct kc_error *err)
+static int kc_repl_parse_xlog(struct kc_buf *b, size_t len, struct kc_pgwire_xlog_data *x,
+                              struct kc_error *err)
 {
+    char lsn[KC_LSN_STRLEN];
     uint64_t t;
 
     if (!kc_buf_get_u64(b, &x->start) || !kc_buf_get_u64(b, &x->end) || !kc_buf_get_u64(b, &t))
-        return kc_pgwire_repl_truncated(err, "XLogData", len);
+        return kc_repl_truncated(err, "XLogData", len, "the header needs",
+                                 KC_PGWIRE_XLOG_DATA_HEADER);
     x->send_time = (int64_t)t;
     x->len = kc_buf_remaining(b);
     if (!kc_buf_get_ref(b, &x->data, x->len)) /* cannot fail: exactly what remains */
-        return kc_pgwire_repl_truncated(err, "XLogData", len);
+        return kc_repl_truncated(err, "XLogData", len, "the header needs",
+                                 KC_PGWIRE_XLOG_DATA_HEADER);
     if (x->len > UINT64_MAX - x->start) {
-        kc_error_set(err, KC_EPROTO, "invalid XLogData message");
-        kc_error_detail(err, "%zu bytes at %llX would pass the largest WAL position.", x->len,
-                        (unsigned long long)x->start);
+        kc_error_set(err, KC_EPROTO,
+                     "XLogData message of %zu bytes at %s runs past the end of the WAL", x->len,
+                     kc_lsn_format(x->start, lsn));
+        kc_error_detail(err, "Its last byte would lie beyond FFFFFFFF/FFFFFFFF, the largest WAL "
+                             "position.");
         return KC_EPROTO;
     }
     return 0;
 }
 
-int kc_pgwire_repl_msg_parse(const uint8_t *data, size_t len, struct kc_pgwire_repl_msg *out,
-                             struct kc_error *err)
+static int kc_repl_parse_keepalive(struct kc_buf *b, size_t len, struct kc_pgwire_keepalive *k,
+                                   struct kc_error *err)
+{
+    uint64_t t;
+    uint8_t reply;
+
+    if (!kc_buf_get_u64(b, &k->end) || !kc_buf_get_u64(b, &t) || !kc_buf_get_u8(b, &reply))
+        return kc_repl_truncated(err, "keepalive", len, "need", KC_PGWIRE_KEEPALIVE_LEN);
+    if (kc_buf_remaining(b) != 0) {
+        kc_error_set(err, KC_EPROTO, "keepalive message has %zu trailing bytes",
+                     kc_buf_remaining(b));
+        kc_error_detail(err, "A keepalive is exactly %u bytes.", KC_PGWIRE_KEEPALIVE_LEN);
+        return KC_EPROTO;
+    }
+    if (reply > 1)
+        return kc_error_set(err, KC_EPROTO,
+                            "keepalive message has reply-requested byte %u, not 0 or 1", reply);
+    k->send_time = (int64_t)t;
+    k->reply_requested = reply == 1;
+    return 0;
+}
+
+static int kc_repl_parse_status(struct kc_buf *b, size_t len, struct kc_pgwire_standby_status *s,
+                                struct kc_error *err)
+{
+    uint64_t t;
+    uint8_t reply;
+
+    if (!kc_buf_get_u64(b, &s->write) || !kc_buf_get_u64(b, &s->flush) ||
+        !kc_buf_get_u64(b, &s->apply) || !kc_buf_get_u64(b, &t) || !kc_buf_get_u8(b, &reply))
+        return kc_repl_truncated(err, "standby status update", len, "need",
+                                 KC_PGWIRE_STANDBY_STATUS_LEN);
+    s->send_time = (int64_t)t;
+    s->reply_requested = reply != 0;
+    return 0;
+}
+
+static int kc_repl_parse_feedback(struct kc_buf *b, size_t len, struct kc_pgwire_hs_feedback *f,
+                                  struct kc_error *err)
+{
+    uint64_t t;
+
+    if (!kc_buf_get_u64(b, &t) || !kc_buf_get_u32(b, &f->xmin) ||
+        !kc_buf_get_u32(b, &f->xmin_epoch) || !kc_buf_get_u32(b, &f->catalog_xmin) ||
+        !kc_buf_get_u32(b, &f->catalog_xmin_epoch))
+        return kc_repl_truncated(err, "hot standby feedback", len, "need",
+                                 KC_PGWIRE_HS_FEEDBACK_LEN);
+    f->send_time = (int64_t)t;
+    return 0;
+}
+
+int kc_pgwire_repl_msg_parse_kinds(const uint8_t *data, size_t len, const char *kinds,
+                                   struct kc_pgwire_repl_msg *out, struct kc_error *err)
 {
     struct kc_buf b;
-    uint64_t t;
-    uint8_t kind, reply;
+    uint8_t kind;
 
     memset(out, 0, sizeof(*out));
     kc_buf_init(&b, data, len);
     if (!kc_buf_get_u8(&b, &kind))
         return kc_error_set(err, KC_EPROTO, "empty replication message");
+    if (kind == 0 || strchr(kinds, kind) == NULL)
+        return kc_repl_bad_kind(kind, kinds, err);
     out->kind = kind;
     switch (kind) {
-    case KC_PGWIRE_REPL_XLOG_DATA: return kc_pgwire_repl_xlog(&b, len, &out->u.xlog, err);
-    case KC_PGWIRE_REPL_KEEPALIVE:
-        if (!kc_buf_get_u64(&b, &out->u.keepalive.end) || !kc_buf_get_u64(&b, &t) ||
-            !kc_buf_get_u8(&b, &reply))
-            return kc_pgwire_repl_truncated(err, "keepalive", len);
-        out->u.keepalive.send_time = (int64_t)t;
-        out->u.keepalive.reply_requested = reply != 0;
-        return 0;
-    case KC_PGWIRE_REPL_STANDBY_STATUS:
-        if (!kc_buf_get_u64(&b, &out->u.status.write) ||
-            !kc_buf_get_u64(&b, &out->u.status.flush) ||
-            !kc_buf_get_u64(&b, &out->u.status.apply) || !kc_buf_get_u64(&b, &t) ||
-            !kc_buf_get_u8(&b, &reply))
-            return kc_pgwire_repl_truncated(err, "standby status update", len);
-        out->u.status.send_time = (int64_t)t;
-        out->u.status.reply_requested = reply != 0;
-        return 0;
-    case KC_PGWIRE_REPL_HS_FEEDBACK:
-        if (!kc_buf_get_u64(&b, &t) || !kc_buf_get_u32(&b, &out->u.feedback.xmin) ||
-            !kc_buf_get_u32(&b, &out->u.feedback.xmin_epoch) ||
-            !kc_buf_get_u32(&b, &out->u.feedback.catalog_xmin) ||
-            !kc_buf_get_u32(&b, &out->u.feedback.catalog_xmin_epoch))
-            return kc_pgwire_repl_truncated(err, "hot standby feedback", len);
-        out->u.feedback.send_time = (int64_t)t;
-        return 0;
-    default:
-        kc_error_set(err, KC_EPROTO, "unexpected replication message type 0x%02x", kind);
-        kc_error_detail(err, "Known types are 'w', 'k', 'r' and 'h'.");
-        return KC_EPROTO;
+    case KC_PGWIRE_REPL_XLOG_DATA: return kc_repl_parse_xlog(&b, len, &out->u.xlog, err);
+    case KC_PGWIRE_REPL_KEEPALIVE: return kc_repl_parse_keepalive(&b, len, &out->u.keepalive, err);
+    case KC_PGWIRE_REPL_STANDBY_STATUS: return kc_repl_parse_status(&b, len, &out->u.status, err);
+    case KC_PGWIRE_REPL_HS_FEEDBACK: return kc_repl_parse_feedback(&b, len, &out->u.feedback, err);
+    default: /* kinds named a byte that is no type */
+        return kc_repl_bad_kind(kind, KC_REPL_ALL_KINDS, err);
     }
+}
+
+int kc_pgwire_repl_msg_parse(const uint8_t *data, size_t len, struct kc_pgwire_repl_msg *out,
+                             struct kc_error *err)
+{
+    return kc_pgwire_repl_msg_parse_kinds(data, len, KC_REPL_ALL_KINDS, out, err);
+}
+
+/* ---- CopyData messages: payload encoders and CopyData builders ---------- */
+
+void kc_pgwire_repl_encode_xlog_data(struct kc_sbuf *out, kc_lsn start, kc_lsn end,
+                                     int64_t send_time, const void *data, size_t len)
+{
+    kc_sbuf_reserve(out, KC_PGWIRE_XLOG_DATA_HEADER + len);
+    kc_sbuf_put_u8(out, KC_PGWIRE_REPL_XLOG_DATA);
+    kc_sbuf_put_u64(out, start);
+    kc_sbuf_put_u64(out, end);
+    kc_sbuf_put_u64(out, (uint64_t)send_time);
+    kc_sbuf_append(out, data, len);
+}
+
+void kc_pgwire_repl_encode_keepalive(struct kc_sbuf *out, kc_lsn end, int64_t send_time,
+                                     bool reply_requested)
+{
+    kc_sbuf_put_u8(out, KC_PGWIRE_REPL_KEEPALIVE);
+    kc_sbuf_put_u64(out, end);
+    kc_sbuf_put_u64(out, (uint64_t)send_time);
+    kc_sbuf_put_u8(out, reply_requested ? 1 : 0);
+}
+
+void kc_pgwire_repl_encode_standby_status(struct kc_sbuf *out,
+                                          const struct kc_pgwire_standby_status *s)
+{
+    kc_sbuf_put_u8(out, KC_PGWIRE_REPL_STANDBY_STATUS);
+    kc_sbuf_put_u64(out, s->write);
+    kc_sbuf_put_u64(out, s->flush);
+    kc_sbuf_put_u64(out, s->apply);
+    kc_sbuf_put_u64(out, (uint64_t)s->send_time);
+    kc_sbuf_put_u8(out, s->reply_requested ? 1 : 0);
+}
+
+void kc_pgwire_repl_encode_hs_feedback(struct kc_sbuf *out, const struct kc_pgwire_hs_feedback *f)
+{
+    kc_sbuf_put_u8(out, KC_PGWIRE_REPL_HS_FEEDBACK);
+    kc_sbuf_put_u64(out, (uint64_t)f->send_time);
+    kc_sbuf_put_u32(out, f->xmin);
+    kc_sbuf_put_u32(out, f->xmin_epoch);
+    kc_sbuf_put_u32(out, f->catalog_xmin);
+    kc_sbuf_put_u32(out, f->catalog_xmin_epoch);
 }
 
 int kc_pgwire_put_xlog_data(struct kc_sbuf *out, kc_lsn start, kc_lsn end, int64_t send_time,
@@ -104,12 +211,7 @@ int kc_pgwire_put_xlog_data(struct kc_sbuf *out, kc_lsn start, kc_lsn end, int64
         return KC_ETOOBIG;
     }
     m = kc_pgwire_msg_begin(out, KC_PGWIRE_MSG_COPY_DATA);
-    kc_sbuf_reserve(out, KC_PGWIRE_XLOG_DATA_HEADER + len);
-    kc_sbuf_put_u8(out, KC_PGWIRE_REPL_XLOG_DATA);
-    kc_sbuf_put_u64(out, start);
-    kc_sbuf_put_u64(out, end);
-    kc_sbuf_put_u64(out, (uint64_t)send_time);
-    kc_sbuf_append(out, data, len);
+    kc_pgwire_repl_encode_xlog_data(out, start, end, send_time, data, len);
     kc_pgwire_msg_finish(out, m);
     return 0;
 }
@@ -119,10 +221,7 @@ void kc_pgwire_put_keepalive(struct kc_sbuf *out, kc_lsn end, int64_t send_time,
 {
     size_t m = kc_pgwire_msg_begin(out, KC_PGWIRE_MSG_COPY_DATA);
 
-    kc_sbuf_put_u8(out, KC_PGWIRE_REPL_KEEPALIVE);
-    kc_sbuf_put_u64(out, end);
-    kc_sbuf_put_u64(out, (uint64_t)send_time);
-    kc_sbuf_put_u8(out, reply_requested ? 1 : 0);
+    kc_pgwire_repl_encode_keepalive(out, end, send_time, reply_requested);
     kc_pgwire_msg_finish(out, m);
 }
 
@@ -130,12 +229,7 @@ void kc_pgwire_put_standby_status(struct kc_sbuf *out, const struct kc_pgwire_st
 {
     size_t m = kc_pgwire_msg_begin(out, KC_PGWIRE_MSG_COPY_DATA);
 
-    kc_sbuf_put_u8(out, KC_PGWIRE_REPL_STANDBY_STATUS);
-    kc_sbuf_put_u64(out, s->write);
-    kc_sbuf_put_u64(out, s->flush);
-    kc_sbuf_put_u64(out, s->apply);
-    kc_sbuf_put_u64(out, (uint64_t)s->send_time);
-    kc_sbuf_put_u8(out, s->reply_requested ? 1 : 0);
+    kc_pgwire_repl_encode_standby_status(out, s);
     kc_pgwire_msg_finish(out, m);
 }
 
@@ -143,12 +237,7 @@ void kc_pgwire_put_hs_feedback(struct kc_sbuf *out, const struct kc_pgwire_hs_fe
 {
     size_t m = kc_pgwire_msg_begin(out, KC_PGWIRE_MSG_COPY_DATA);
 
-    kc_sbuf_put_u8(out, KC_PGWIRE_REPL_HS_FEEDBACK);
-    kc_sbuf_put_u64(out, (uint64_t)f->send_time);
-    kc_sbuf_put_u32(out, f->xmin);
-    kc_sbuf_put_u32(out, f->xmin_epoch);
-    kc_sbuf_put_u32(out, f->catalog_xmin);
-    kc_sbuf_put_u32(out, f->catalog_xmin_epoch);
+    kc_pgwire_repl_encode_hs_feedback(out, f);
     kc_pgwire_msg_finish(out, m);
 }
 

@@ -14,7 +14,9 @@
  *
  * This header parses the command grammar of PostgreSQL 15 (repl_gram.y) into
  * a struct, builds the replies of the commands Kelp answers, and encodes and
- * decodes the four CopyData messages. No I/O; thread-safe.
+ * decodes the four CopyData messages: the one codec of these messages, for
+ * Kelp's servers (CopyData builders) and for its libpq client walstream.h
+ * (payload encoders). No I/O; thread-safe.
  * docs/protocol-pgwire.md lists the commands, their replies and what is refused.
  */
 #ifndef KC_PGWIRE_REPL_H
@@ -29,9 +31,19 @@
 #include "common/lsn.h"
 
 /* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC). */
-#define KC_PGWIRE_EPOCH_OFFSET_US 946684800000000LL
+#define KC_PGWIRE_EPOCH_OFFSET_US INT64_C(946684800000000)
 
-/* PostgreSQL's TimestampTz for now: microseconds since 2000-01-01 UTC. */
+/*
+ * kc_pgwire_time -- PostgreSQL's TimestampTz (microseconds since
+ * 2000-01-01 UTC) for a Unix time in microseconds: the one conversion
+ * between the two epochs, for servers and clients alike.
+ */
+static inline int64_t kc_pgwire_time(int64_t unix_us)
+{
+    return unix_us - KC_PGWIRE_EPOCH_OFFSET_US;
+}
+
+/* PostgreSQL's TimestampTz for now: kc_pgwire_time() of CLOCK_REALTIME. */
 int64_t kc_pgwire_now(void);
 
 /* ---- CopyData messages of the replication stream ---------------------- */
@@ -40,8 +52,15 @@ int64_t kc_pgwire_now(void);
 #define KC_PGWIRE_REPL_KEEPALIVE      'k'
 #define KC_PGWIRE_REPL_STANDBY_STATUS 'r'
 #define KC_PGWIRE_REPL_HS_FEEDBACK    'h'
-/* Bytes before the WAL in an XLogData payload: 'w', start, end, send time. */
-#define KC_PGWIRE_XLOG_DATA_HEADER 25
+/* The kinds each side sends, for kc_pgwire_repl_msg_parse_kinds(). */
+#define KC_PGWIRE_REPL_FROM_SERVER "wk"
+#define KC_PGWIRE_REPL_FROM_CLIENT "rh"
+
+/* Payload sizes in bytes, type byte included. */
+#define KC_PGWIRE_XLOG_DATA_HEADER   25 /* 'w', start, end, send time: bytes before the WAL */
+#define KC_PGWIRE_KEEPALIVE_LEN      18 /* 'k', end, send time, reply-requested */
+#define KC_PGWIRE_STANDBY_STATUS_LEN 34 /* 'r', write, flush, apply, send time, reply-requested */
+#define KC_PGWIRE_HS_FEEDBACK_LEN    25 /* 'h', send time, xmin, its epoch, catalog xmin, epoch */
 
 struct kc_pgwire_xlog_data {
     kc_lsn start;        /* WAL position of data[0] */
@@ -73,10 +92,14 @@ struct kc_pgwire_hs_feedback {
     uint32_t catalog_xmin_epoch; /* its epoch */
 };
 
-/* A parsed replication CopyData payload; kind selects the member. */
+/*
+ * A parsed replication CopyData payload. kind says which member of u is
+ * filled; the parser zeroes the others (u is a struct, not a union, so a
+ * caller that reads the wrong member sees zeros, never another kind's bytes).
+ */
 struct kc_pgwire_repl_msg {
     uint8_t kind; /* KC_PGWIRE_REPL_XLOG_DATA, _KEEPALIVE, _STANDBY_STATUS or _HS_FEEDBACK */
-    union {
+    struct {
         struct kc_pgwire_xlog_data xlog;
         struct kc_pgwire_keepalive keepalive;
         struct kc_pgwire_standby_status status;
@@ -86,18 +109,60 @@ struct kc_pgwire_repl_msg {
 
 /*
  * kc_pgwire_repl_msg_parse -- parse the payload of one CopyData message
- * (the bytes after its header). XLogData's data points into the input.
- * Bytes after the fields of 'k', 'r' and 'h' are ignored, as PostgreSQL
- * does. KC_EPROTO with err filled for an empty payload, an unknown kind, a
- * truncated message, or an XLogData whose start + len passes the largest LSN.
+ * (the bytes after its header, as PQgetCopyData returns them) of any of the
+ * four kinds. XLogData's data points into the input. KC_EPROTO with err
+ * filled (naming the kind and the problem) for anything these rules refuse;
+ * *out holds nothing useful then.
+ *
+ * The rules are those of PostgreSQL 15's walreceiver (XLogWalRcvProcessMsg)
+ * for what a server sends and of its walsender (ProcessStandbyMessage) for
+ * what a client sends, with two stricter checks of Kelp's own:
+ *
+ *   'w'  at least the 25-byte header; the rest is WAL, possibly none. Kelp
+ *        also refuses a start + len past the largest LSN (PostgreSQL does
+ *        not look).
+ *   'k'  exactly 18 bytes: trailing bytes are an error, as in the
+ *        walreceiver ("invalid keepalive message"). The reply-requested
+ *        byte must be 0 or 1 (Kelp's check: PostgreSQL reads any non-zero
+ *        byte as true, and its walsender sends only 0 or 1).
+ *   'r'  at least 34 bytes, 'h' at least 25: bytes after the fields are
+ *        ignored and a non-zero reply-requested byte is true, as in the
+ *        walsender, which never checks for the end of these messages.
+ *   an empty payload, or any other type byte: an error.
  */
 int kc_pgwire_repl_msg_parse(const uint8_t *data, size_t len, struct kc_pgwire_repl_msg *out,
                              struct kc_error *err) KC_MUSTCHECK;
 
 /*
- * Builders: each appends one whole CopyData message to out. XLogData fails
- * with KC_ETOOBIG (out unchanged) when len is above KC_PGWIRE_SEND_MAX minus
- * its header.
+ * kc_pgwire_repl_msg_parse_kinds -- kc_pgwire_repl_msg_parse accepting only
+ * the type bytes in kinds: KC_PGWIRE_REPL_FROM_SERVER for a client reading
+ * the server's messages, KC_PGWIRE_REPL_FROM_CLIENT for a server reading the
+ * client's. Any other type is KC_EPROTO ("unexpected" for a known type sent
+ * by the wrong side, "unknown" otherwise) before its fields are read.
+ */
+int kc_pgwire_repl_msg_parse_kinds(const uint8_t *data, size_t len, const char *kinds,
+                                   struct kc_pgwire_repl_msg *out,
+                                   struct kc_error *err) KC_MUSTCHECK;
+
+/*
+ * Encoders: each appends the payload of one message (type byte first,
+ * KC_PGWIRE_*_LEN bytes; XLogData: its header, then the WAL) to out,
+ * without a CopyData header: what a libpq client hands to PQputCopyData.
+ * Negative times keep their bits. The kc_pgwire_put_* builders below frame
+ * the same bytes as CopyData for a server.
+ */
+void kc_pgwire_repl_encode_xlog_data(struct kc_sbuf *out, kc_lsn start, kc_lsn end,
+                                     int64_t send_time, const void *data, size_t len);
+void kc_pgwire_repl_encode_keepalive(struct kc_sbuf *out, kc_lsn end, int64_t send_time,
+                                     bool reply_requested);
+void kc_pgwire_repl_encode_standby_status(struct kc_sbuf *out,
+                                          const struct kc_pgwire_standby_status *s);
+void kc_pgwire_repl_encode_hs_feedback(struct kc_sbuf *out, const struct kc_pgwire_hs_feedback *f);
+
+/*
+ * Builders: each appends one whole CopyData message (header and the
+ * encoder's payload) to out. XLogData fails with KC_ETOOBIG (out unchanged)
+ * when len is above KC_PGWIRE_SEND_MAX minus its header.
  */
 int kc_pgwire_put_xlog_data(struct kc_sbuf *out, kc_lsn start, kc_lsn end, int64_t send_time,
                             const void *data, size_t len, struct kc_error *err) KC_MUSTCHECK;

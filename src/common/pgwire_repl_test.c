@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* pgwire_repl_test.c -- unit tests for pgwire_repl.c: command grammar, replies, CopyData messages.
- */
+/* pgwire_repl_test.c -- unit tests for pgwire_repl.c: command grammar, replies, CopyData messages
+ * (encoders, builders, the parser with the client's and the server's rules), epoch time. */
 #include "common/pgwire_repl.h"
 
 #include <stdio.h>
@@ -288,7 +288,8 @@ KT_TEST(pgwire_repl_messages_malformed)
     KT_ASSERT_EQ(kc_pgwire_repl_msg_parse(NULL, 0, &r, &err), KC_EPROTO);
     KT_ASSERT_CONTAINS(err.message, "empty");
     KT_ASSERT_EQ(kc_pgwire_repl_msg_parse((const uint8_t *)"z", 1, &r, &err), KC_EPROTO);
-    KT_ASSERT_CONTAINS(err.message, "unexpected replication message type 0x7a");
+    KT_ASSERT_STR_EQ(err.message, "unknown replication message type 'z'");
+    KT_ASSERT_STR_EQ(err.detail, "Expected type 'w', 'k', 'r' or 'h'.");
     /* every truncation of every kind fails */
     kc_pgwire_put_standby_status(&s, &st);
     kc_pgwire_put_keepalive(&s, 1, 2, false);
@@ -305,7 +306,7 @@ KT_TEST(pgwire_repl_messages_malformed)
     }
     for (size_t n = 1; n < sizeof(w); n++)
         KT_ASSERT_EQ(kc_pgwire_repl_msg_parse(w, n, &r, &err), KC_EPROTO);
-    KT_ASSERT_CONTAINS(err.message, "invalid XLogData message");
+    KT_ASSERT_STR_EQ(err.message, "truncated XLogData message: 24 bytes, the header needs 25");
     /* WAL that would run past the largest position */
     {
         uint8_t big[27] = {'w'};
@@ -326,6 +327,303 @@ KT_TEST(pgwire_repl_messages_malformed)
     }
     KT_ASSERT_EQ(kc_pgwire_put_xlog_data(&s, 0, 0, 0, "x", KC_PGWIRE_SEND_MAX, NULL), KC_ETOOBIG);
     kc_sbuf_fini(&s);
+}
+
+/* ---- CopyData messages as a client reads them (walstream.c's rules) ---- */
+
+/* Parse a payload from a server: only 'w' and 'k', as kc_walstream_poll does. */
+static int kt_parse_server(const uint8_t *data, size_t len, struct kc_pgwire_repl_msg *r,
+                           struct kc_error *err)
+{
+    return kc_pgwire_repl_msg_parse_kinds(data, len, KC_PGWIRE_REPL_FROM_SERVER, r, err);
+}
+
+/*
+ * An encoder wrote want (n bytes) to payload and the matching builder wrote
+ * framed: the same bytes behind a CopyData header. Both are emptied.
+ */
+static void kt_check_encoded(struct kc_sbuf *payload, struct kc_sbuf *framed, const uint8_t *want,
+                             size_t n)
+{
+    KT_ASSERT_EQ(payload->len, n);
+    KT_ASSERT_MEM_EQ(payload->data, want, n);
+    KT_ASSERT_EQ(framed->len, 5 + n);
+    KT_ASSERT_EQ(framed->data[0], 'd');
+    KT_ASSERT_UEQ(kc_load_u32(framed->data + 1), 4 + n);
+    KT_ASSERT_MEM_EQ(framed->data + 5, want, n);
+    kc_sbuf_reset(payload);
+    kc_sbuf_reset(framed);
+}
+
+KT_TEST(pgwire_repl_encode_exact_bytes)
+{
+    /* start 1/28, end 2/0, send time -2, WAL "ab" */
+    static const uint8_t want_w[] = {'w',  0,    0,    0,    1,    0,    0,    0,   0x28,
+                                     0,    0,    0,    2,    0,    0,    0,    0,   0xFF,
+                                     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 'a', 'b'};
+    /* end 0/3000148, send time 7, reply requested */
+    static const uint8_t want_k[] = {'k', 0, 0, 0, 0, 3, 0, 1, 0x48, 0, 0, 0, 0, 0, 0, 0, 7, 1};
+    /* send time 42, xmin 700 of epoch 1, catalog xmin 650 of epoch 2 */
+    static const uint8_t want_h[] = {'h', 0, 0, 0, 0, 0, 0, 0,    42, 0, 0, 2, 0xBC,
+                                     0,   0, 0, 1, 0, 0, 2, 0x8A, 0,  0, 0, 2};
+    struct kc_pgwire_hs_feedback fb = {42, 700, 1, 650, 2};
+    struct kc_sbuf b = KC_SBUF_INIT, framed = KC_SBUF_INIT;
+
+    kc_pgwire_repl_encode_xlog_data(&b, UINT64_C(0x100000028), UINT64_C(0x200000000), -2, "ab", 2);
+    KT_ASSERT_EQ(kc_pgwire_put_xlog_data(&framed, UINT64_C(0x100000028), UINT64_C(0x200000000), -2,
+                                         "ab", 2, NULL),
+                 0);
+    kt_check_encoded(&b, &framed, want_w, sizeof(want_w));
+    kc_pgwire_repl_encode_keepalive(&b, 0x3000148, 7, true);
+    kc_pgwire_put_keepalive(&framed, 0x3000148, 7, true);
+    KT_ASSERT_EQ(sizeof(want_k), KC_PGWIRE_KEEPALIVE_LEN);
+    kt_check_encoded(&b, &framed, want_k, sizeof(want_k));
+    kc_pgwire_repl_encode_hs_feedback(&b, &fb);
+    kc_pgwire_put_hs_feedback(&framed, &fb);
+    KT_ASSERT_EQ(sizeof(want_h), KC_PGWIRE_HS_FEEDBACK_LEN);
+    kt_check_encoded(&b, &framed, want_h, sizeof(want_h));
+    kc_sbuf_fini(&b);
+    kc_sbuf_fini(&framed);
+}
+
+KT_TEST(pgwire_repl_msg_xlogdata)
+{
+    struct kc_sbuf b = KC_SBUF_INIT;
+    struct kc_pgwire_repl_msg m;
+    struct kc_error err = {0};
+    uint8_t wal[300];
+
+    for (size_t i = 0; i < sizeof(wal); i++)
+        wal[i] = (uint8_t)(i * 7);
+    kc_pgwire_repl_encode_xlog_data(&b, UINT64_C(0x100000028), UINT64_C(0x200000000), 123456789,
+                                    wal, sizeof(wal));
+    KT_ASSERT_EQ(b.len, KC_PGWIRE_XLOG_DATA_HEADER + sizeof(wal));
+    KT_ASSERT_EQ(kt_parse_server(b.data, b.len, &m, &err), 0);
+    KT_ASSERT_EQ(m.kind, KC_PGWIRE_REPL_XLOG_DATA);
+    KT_ASSERT_UEQ(m.u.xlog.start, UINT64_C(0x100000028));
+    KT_ASSERT_UEQ(m.u.xlog.end, UINT64_C(0x200000000));
+    KT_ASSERT_EQ(m.u.xlog.send_time, 123456789);
+    KT_ASSERT_EQ(m.u.xlog.len, sizeof(wal));
+    KT_ASSERT(m.u.xlog.data == b.data + KC_PGWIRE_XLOG_DATA_HEADER);
+    KT_ASSERT_MEM_EQ(m.u.xlog.data, wal, sizeof(wal));
+    KT_ASSERT(!m.u.keepalive.reply_requested); /* other kinds' members stay zero */
+
+    /* A header alone is an empty (but valid) XLogData message. */
+    KT_ASSERT_EQ(kt_parse_server(b.data, KC_PGWIRE_XLOG_DATA_HEADER, &m, &err), 0);
+    KT_ASSERT_EQ(m.u.xlog.len, 0);
+    kc_sbuf_fini(&b);
+}
+
+KT_TEST(pgwire_repl_msg_keepalive)
+{
+    struct kc_sbuf b = KC_SBUF_INIT;
+    struct kc_pgwire_repl_msg m;
+    struct kc_error err = {0};
+
+    kc_pgwire_repl_encode_keepalive(&b, UINT64_C(0x3000148), 987654321, true);
+    KT_ASSERT_EQ(b.len, KC_PGWIRE_KEEPALIVE_LEN);
+    KT_ASSERT_EQ(kt_parse_server(b.data, b.len, &m, &err), 0);
+    KT_ASSERT_EQ(m.kind, KC_PGWIRE_REPL_KEEPALIVE);
+    KT_ASSERT_UEQ(m.u.keepalive.end, UINT64_C(0x3000148));
+    KT_ASSERT_EQ(m.u.keepalive.send_time, 987654321);
+    KT_ASSERT(m.u.keepalive.reply_requested);
+    KT_ASSERT_EQ(m.u.xlog.len, 0); /* other kinds' members stay zero */
+
+    kc_sbuf_reset(&b);
+    kc_pgwire_repl_encode_keepalive(&b, 5, 987654321, false);
+    KT_ASSERT_EQ(kt_parse_server(b.data, b.len, &m, &err), 0);
+    KT_ASSERT(!m.u.keepalive.reply_requested);
+    kc_sbuf_fini(&b);
+}
+
+KT_TEST(pgwire_repl_msg_truncated)
+{
+    struct kc_sbuf w = KC_SBUF_INIT, k = KC_SBUF_INIT;
+    struct kc_pgwire_repl_msg m;
+    struct kc_error err = {0};
+
+    kc_pgwire_repl_encode_xlog_data(&w, 0x1000, 0x2000, 123456789, "abc", 3);
+    kc_pgwire_repl_encode_keepalive(&k, 0x2000, 987654321, true);
+    /* Every prefix shorter than the header is an error, never a crash. */
+    for (size_t n = 0; n < KC_PGWIRE_XLOG_DATA_HEADER; n++) {
+        uint8_t *copy = malloc(n + 1); /* exact size, so ASan sees any overread */
+        memcpy(copy, w.data, n);
+        KT_ASSERT_EQ(kt_parse_server(copy, n, &m, &err), KC_EPROTO);
+        KT_ASSERT_EQ(err.code, KC_EPROTO);
+        free(copy);
+    }
+    KT_ASSERT_CONTAINS(err.message, "truncated XLogData");
+    for (size_t n = 1; n < KC_PGWIRE_KEEPALIVE_LEN; n++) {
+        KT_ASSERT_EQ(kt_parse_server(k.data, n, &m, &err), KC_EPROTO);
+        KT_ASSERT_CONTAINS(err.message, "truncated keepalive");
+    }
+    KT_ASSERT_EQ(kt_parse_server(k.data, 0, &m, &err), KC_EPROTO);
+    KT_ASSERT_CONTAINS(err.message, "empty replication message");
+    kc_sbuf_fini(&w);
+    kc_sbuf_fini(&k);
+}
+
+KT_TEST(pgwire_repl_msg_rejects_bad_fields)
+{
+    struct kc_sbuf b = KC_SBUF_INIT;
+    struct kc_pgwire_repl_msg m;
+    struct kc_error err = {0};
+
+    kc_pgwire_repl_encode_keepalive(&b, 1, 987654321, true);
+    kc_sbuf_put_u8(&b, 0);
+    KT_ASSERT_EQ(kt_parse_server(b.data, b.len, &m, &err), KC_EPROTO);
+    KT_ASSERT_CONTAINS(err.message, "1 trailing bytes");
+    /* the same rule whoever parses: a keepalive is exactly 18 bytes */
+    KT_ASSERT_EQ(kc_pgwire_repl_msg_parse(b.data, b.len, &m, &err), KC_EPROTO);
+    KT_ASSERT_CONTAINS(err.message, "1 trailing bytes");
+
+    kc_sbuf_reset(&b);
+    kc_pgwire_repl_encode_keepalive(&b, 1, 987654321, true);
+    b.data[KC_PGWIRE_KEEPALIVE_LEN - 1] = 2;
+    KT_ASSERT_EQ(kt_parse_server(b.data, b.len, &m, &err), KC_EPROTO);
+    KT_ASSERT_CONTAINS(err.message, "reply-requested byte 2");
+
+    kc_sbuf_reset(&b);
+    kc_pgwire_repl_encode_xlog_data(&b, UINT64_MAX - 2, UINT64_MAX, 123456789, "abcd", 4);
+    KT_ASSERT_EQ(kt_parse_server(b.data, b.len, &m, &err), KC_EPROTO);
+    KT_ASSERT_CONTAINS(err.message, "runs past the end of the WAL");
+    /* Ending at the highest representable LSN is fine. */
+    KT_ASSERT_EQ(kt_parse_server(b.data, b.len - 2, &m, &err), 0);
+
+    KT_ASSERT_EQ(kt_parse_server((const uint8_t *)"x", 1, &m, &err), KC_EPROTO);
+    KT_ASSERT_CONTAINS(err.message, "unknown replication message type 'x'");
+    KT_ASSERT_EQ(kt_parse_server((const uint8_t *)"\x01", 1, &m, &err), KC_EPROTO);
+    KT_ASSERT_CONTAINS(err.message, "type 0x01");
+    kc_sbuf_fini(&b);
+}
+
+KT_TEST(pgwire_repl_msg_bit_flips_and_random_bytes)
+{
+    struct kc_sbuf b = KC_SBUF_INIT;
+    struct kc_pgwire_repl_msg m;
+    struct kc_error err;
+    uint64_t seed = 42;
+    uint8_t buf[64];
+
+    kc_pgwire_repl_encode_keepalive(&b, 0x1234, 987654321, true);
+    for (size_t bit = 0; bit < b.len * 8; bit++) {
+        uint8_t copy[KC_PGWIRE_KEEPALIVE_LEN];
+        int rc;
+        memcpy(copy, b.data, sizeof(copy));
+        copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        rc = kt_parse_server(copy, sizeof(copy), &m, &err);
+        if (bit == (b.len - 1) * 8) /* reply byte 1 -> 0: valid, no reply asked */
+            KT_ASSERT(rc == 0 && !m.u.keepalive.reply_requested);
+        else if (bit < 8 || bit > (b.len - 1) * 8) /* type or reply byte: rejected */
+            KT_ASSERT_EQ(rc, KC_EPROTO);
+        else
+            KT_ASSERT_EQ(rc, 0); /* an LSN or a time: any value parses */
+    }
+    /* Random input: a clean answer every time, never a crash or overread. */
+    for (int i = 0; i < 20000; i++) {
+        size_t n = (size_t)(kt_rng(&seed) % sizeof(buf));
+        uint8_t *copy;
+        int rc;
+        for (size_t j = 0; j < n; j++)
+            buf[j] = (uint8_t)kt_rng(&seed);
+        if (n > 0 && i % 2 == 0)
+            buf[0] = i % 4 == 0 ? 'w' : 'k';
+        copy = malloc(n + 1);
+        memcpy(copy, buf, n);
+        rc = kt_parse_server(copy, n, &m, &err);
+        KT_ASSERT(rc == 0 || rc == KC_EPROTO);
+        if (rc == 0 && m.kind == KC_PGWIRE_REPL_XLOG_DATA)
+            KT_ASSERT(m.u.xlog.data + m.u.xlog.len == copy + n);
+        free(copy);
+    }
+    kc_sbuf_fini(&b);
+}
+
+KT_TEST(pgwire_repl_msg_kinds_by_side)
+{
+    struct kc_sbuf b = KC_SBUF_INIT;
+    struct kc_pgwire_repl_msg m;
+    struct kc_pgwire_standby_status st = {3, 2, 1, 4, false};
+    struct kc_pgwire_hs_feedback fb = {1, 2, 3, 4, 5};
+    struct kc_error err = {0};
+
+    /* a client refuses what only a client sends, and the other way round */
+    kc_pgwire_repl_encode_standby_status(&b, &st);
+    KT_ASSERT_EQ(kt_parse_server(b.data, b.len, &m, &err), KC_EPROTO);
+    KT_ASSERT_STR_EQ(err.message, "unexpected replication message type 'r'");
+    KT_ASSERT_STR_EQ(err.detail, "Expected type 'w' or 'k'.");
+    KT_ASSERT_EQ(
+        kc_pgwire_repl_msg_parse_kinds(b.data, b.len, KC_PGWIRE_REPL_FROM_CLIENT, &m, &err), 0);
+    KT_ASSERT_EQ(m.kind, 'r');
+    kc_sbuf_reset(&b);
+    kc_pgwire_repl_encode_keepalive(&b, 1, 2, false);
+    KT_ASSERT_EQ(
+        kc_pgwire_repl_msg_parse_kinds(b.data, b.len, KC_PGWIRE_REPL_FROM_CLIENT, &m, &err),
+        KC_EPROTO);
+    KT_ASSERT_STR_EQ(err.message, "unexpected replication message type 'k'");
+    KT_ASSERT_EQ(kc_pgwire_repl_msg_parse_kinds((const uint8_t *)"\0", 1, "wk", &m, &err),
+                 KC_EPROTO);
+    KT_ASSERT_STR_EQ(err.message, "unknown replication message type 0x00");
+
+    /* 'r' and 'h' as PostgreSQL's walsender reads them: later bytes ignored, any non-zero
+     * reply byte asks for a reply */
+    kc_sbuf_reset(&b);
+    kc_pgwire_repl_encode_standby_status(&b, &st);
+    KT_ASSERT_EQ(b.len, KC_PGWIRE_STANDBY_STATUS_LEN);
+    b.data[KC_PGWIRE_STANDBY_STATUS_LEN - 1] = 2;
+    kc_sbuf_append(&b, "xyz", 3);
+    KT_ASSERT_EQ(kc_pgwire_repl_msg_parse(b.data, b.len, &m, &err), 0);
+    KT_ASSERT_UEQ(m.u.status.write, 3);
+    KT_ASSERT_UEQ(m.u.status.apply, 1);
+    KT_ASSERT(m.u.status.reply_requested);
+    kc_sbuf_reset(&b);
+    kc_pgwire_repl_encode_hs_feedback(&b, &fb);
+    kc_sbuf_put_u8(&b, 9);
+    KT_ASSERT_EQ(kc_pgwire_repl_msg_parse(b.data, b.len, &m, &err), 0);
+    KT_ASSERT_UEQ(m.u.feedback.catalog_xmin_epoch, 5);
+    kc_sbuf_fini(&b);
+}
+
+/* ---- standby status updates and times ---- */
+
+KT_TEST(pgwire_repl_encode_standby_status)
+{
+    static const uint8_t want[KC_PGWIRE_STANDBY_STATUS_LEN] = {
+        'r', 0, 0, 0, 1, 0, 0,    0,    0x30, /* write 1/30 */
+        0,   0, 0, 1, 0, 0, 0,    0x20,       /* flush 1/20 */
+        0,   0, 0, 0, 0, 0, 0,    0,          /* apply 0/0 */
+        0,   0, 0, 0, 0, 0, 0x30, 0x39,       /* time 12345 */
+        1};
+    struct kc_pgwire_standby_status st = {UINT64_C(0x100000030), UINT64_C(0x100000020), 0, 12345,
+                                          true};
+    struct kc_sbuf b = KC_SBUF_INIT, framed = KC_SBUF_INIT;
+
+    kc_sbuf_put_u8(&b, 0xEE); /* appends after what is there */
+    kc_pgwire_repl_encode_standby_status(&b, &st);
+    KT_ASSERT_EQ(b.len, 1 + KC_PGWIRE_STANDBY_STATUS_LEN);
+    KT_ASSERT_EQ(b.data[0], 0xEE);
+    KT_ASSERT_MEM_EQ(b.data + 1, want, sizeof(want));
+    kc_sbuf_reset(&b);
+    st = (struct kc_pgwire_standby_status){5, 4, 3, -1, false};
+    kc_pgwire_repl_encode_standby_status(&b, &st);
+    KT_ASSERT_UEQ(kc_load_u64(b.data + 25), UINT64_MAX); /* negative times keep their bits */
+    KT_ASSERT_EQ(b.data[33], 0);
+    /* the builder frames the very same payload as CopyData */
+    kc_sbuf_reset(&b);
+    st = (struct kc_pgwire_standby_status){UINT64_C(0x100000030), UINT64_C(0x100000020), 0, 12345,
+                                           true};
+    kc_pgwire_repl_encode_standby_status(&b, &st);
+    kc_pgwire_put_standby_status(&framed, &st);
+    kt_check_encoded(&b, &framed, want, sizeof(want));
+    kc_sbuf_fini(&b);
+    kc_sbuf_fini(&framed);
+}
+
+KT_TEST(pgwire_repl_time)
+{
+    KT_ASSERT_EQ(kc_pgwire_time(INT64_C(946684800) * 1000000), 0);
+    KT_ASSERT_EQ(kc_pgwire_time(INT64_C(946684801) * 1000000 + 5), 1000005);
+    KT_ASSERT_EQ(kc_pgwire_time(0), -INT64_C(946684800) * 1000000);
 }
 
 /* Decode a T, D, C reply; returns the column count and the first row's values. */

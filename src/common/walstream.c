@@ -14,8 +14,10 @@
 #include <libpq-fe.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 #include "common/failpoint.h"
 #include "common/log.h"
+#include "common/pgwire_repl.h"
 
 enum ws_state {
     WS_IDLE,      /* connected and identified, not streaming yet */
@@ -50,14 +52,6 @@ static int64_t ws_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t ws_unix_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*
@@ -427,12 +421,16 @@ static int ws_flush(struct kc_walstream *s, struct kc_error *err)
 /* Queue a status update with the recorded positions and try to send it. */
 static int ws_send_status(struct kc_walstream *s, bool reply_requested, struct kc_error *err)
 {
+    struct kc_pgwire_standby_status st = {.write = s->write_lsn,
+                                          .flush = s->flush_lsn,
+                                          .apply = s->apply_lsn,
+                                          .send_time = kc_pgwire_now(),
+                                          .reply_requested = reply_requested};
     struct kc_sbuf msg = KC_SBUF_INIT;
     int r;
 
     KC_FAILPOINT_ERROR("common.walstream.before-status", err);
-    kc_walstream_encode_status(&msg, s->write_lsn, s->flush_lsn, s->apply_lsn,
-                               kc_walstream_pg_time(ws_unix_us()), reply_requested);
+    kc_pgwire_repl_encode_standby_status(&msg, &st);
     r = PQputCopyData(s->conn, (const char *)msg.data, (int)msg.len);
     kc_sbuf_fini(&msg);
     if (r < 0)
@@ -480,33 +478,37 @@ int kc_walstream_send_status(struct kc_walstream *s, kc_lsn write_lsn, kc_lsn fl
 static int ws_handle(struct kc_walstream *s, const struct kc_walstream_callbacks *cb,
                      const uint8_t *data, size_t len, struct kc_error *err)
 {
-    struct kc_walstream_msg m;
+    struct kc_pgwire_repl_msg m;
+    const struct kc_pgwire_xlog_data *x = &m.u.xlog;
+    const struct kc_pgwire_keepalive *k = &m.u.keepalive;
     uint64_t sent_before;
+    kc_lsn end;
     int rc;
 
-    rc = kc_walstream_parse_message(data, len, &m, err);
+    rc = kc_pgwire_repl_msg_parse_kinds(data, len, KC_PGWIRE_REPL_FROM_SERVER, &m, err);
     if (rc != 0)
         return rc;
-    if (m.wal_end > s->server_end_lsn)
-        s->server_end_lsn = m.wal_end;
-    if (m.type == KC_WALSTREAM_MSG_XLOGDATA) {
-        rc = kc_walstream_check_contiguous(s->received_lsn, m.wal_start, err);
+    end = m.kind == KC_PGWIRE_REPL_XLOG_DATA ? x->end : k->end;
+    if (end > s->server_end_lsn)
+        s->server_end_lsn = end;
+    if (m.kind == KC_PGWIRE_REPL_XLOG_DATA) {
+        rc = kc_walstream_check_contiguous(s->received_lsn, x->start, err);
         if (rc != 0)
             return rc;
         KC_FAILPOINT_ERROR("common.walstream.before-deliver", err);
-        rc = cb->on_wal(cb->arg, m.wal_start, m.data, m.len, err);
+        rc = cb->on_wal(cb->arg, x->start, x->data, x->len, err);
         if (rc != 0)
             return rc;
-        s->received_lsn = m.wal_start + m.len;
+        s->received_lsn = x->start + x->len;
         return 0;
     }
     sent_before = s->status_sent;
     if (cb->on_keepalive != NULL) {
-        rc = cb->on_keepalive(cb->arg, m.wal_end, m.reply_requested, err);
+        rc = cb->on_keepalive(cb->arg, k->end, k->reply_requested, err);
         if (rc != 0)
             return rc;
     }
-    if (m.reply_requested && s->status_sent == sent_before && s->state == WS_STREAMING)
+    if (k->reply_requested && s->status_sent == sent_before && s->state == WS_STREAMING)
         return ws_send_status(s, false, err);
     return 0;
 }
@@ -694,58 +696,6 @@ void kc_walstream_close(struct kc_walstream *s)
 
 /* ---- pure helpers ---- */
 
-int kc_walstream_parse_message(const uint8_t *data, size_t len, struct kc_walstream_msg *out,
-                               struct kc_error *err)
-{
-    struct kc_buf b;
-    uint8_t type, reply;
-    uint64_t start, end, t;
-
-    memset(out, 0, sizeof(*out));
-    kc_buf_init(&b, data, len);
-    if (!kc_buf_get_u8(&b, &type))
-        return kc_error_set(err, KC_EPROTO, "empty replication message");
-    if (type == KC_WALSTREAM_MSG_XLOGDATA) {
-        if (!kc_buf_get_u64(&b, &start) || !kc_buf_get_u64(&b, &end) || !kc_buf_get_u64(&b, &t))
-            return kc_error_set(err, KC_EPROTO,
-                                "truncated XLogData message: %zu bytes, the header needs %d", len,
-                                KC_WALSTREAM_XLOGDATA_HDR);
-        out->len = kc_buf_remaining(&b);
-        if (!kc_buf_get_ref(&b, &out->data, out->len))
-            return kc_error_set(err, KC_EPROTO, "truncated XLogData message");
-        if (out->len > UINT64_MAX - start) {
-            char lsn[KC_LSN_STRLEN];
-            return kc_error_set(err, KC_EPROTO,
-                                "XLogData message of %zu bytes at %s runs past the end of the WAL",
-                                out->len, kc_lsn_format(start, lsn));
-        }
-        out->type = KC_WALSTREAM_MSG_XLOGDATA;
-        out->wal_start = start;
-        out->wal_end = end;
-        out->send_time = (int64_t)t;
-        return 0;
-    }
-    if (type == KC_WALSTREAM_MSG_KEEPALIVE) {
-        if (!kc_buf_get_u64(&b, &end) || !kc_buf_get_u64(&b, &t) || !kc_buf_get_u8(&b, &reply))
-            return kc_error_set(err, KC_EPROTO, "truncated keepalive message: %zu bytes, need %d",
-                                len, KC_WALSTREAM_KEEPALIVE_LEN);
-        if (kc_buf_remaining(&b) != 0)
-            return kc_error_set(err, KC_EPROTO, "keepalive message has %zu trailing bytes",
-                                kc_buf_remaining(&b));
-        if (reply > 1)
-            return kc_error_set(err, KC_EPROTO,
-                                "keepalive message has reply-requested byte %u, not 0 or 1", reply);
-        out->type = KC_WALSTREAM_MSG_KEEPALIVE;
-        out->wal_end = end;
-        out->send_time = (int64_t)t;
-        out->reply_requested = reply == 1;
-        return 0;
-    }
-    if (isprint(type))
-        return kc_error_set(err, KC_EPROTO, "unknown replication message type '%c'", type);
-    return kc_error_set(err, KC_EPROTO, "unknown replication message type 0x%02X", type);
-}
-
 int kc_walstream_check_contiguous(kc_lsn expected, kc_lsn msg_start, struct kc_error *err)
 {
     char e[KC_LSN_STRLEN], m[KC_LSN_STRLEN];
@@ -761,17 +711,6 @@ int kc_walstream_check_contiguous(kc_lsn expected, kc_lsn msg_start, struct kc_e
         kc_error_detail(err, "The message repeats %" PRIu64 " bytes already received.",
                         expected - msg_start);
     return KC_EPROTO;
-}
-
-void kc_walstream_encode_status(struct kc_sbuf *out, kc_lsn write_lsn, kc_lsn flush_lsn,
-                                kc_lsn apply_lsn, int64_t pg_time_us, bool reply_requested)
-{
-    kc_sbuf_put_u8(out, 'r');
-    kc_sbuf_put_u64(out, write_lsn);
-    kc_sbuf_put_u64(out, flush_lsn);
-    kc_sbuf_put_u64(out, apply_lsn);
-    kc_sbuf_put_u64(out, (uint64_t)pg_time_us);
-    kc_sbuf_put_u8(out, reply_requested ? 1 : 0);
 }
 
 /* Parse a decimal unsigned integer no larger than max: digits only, no sign or spaces. */

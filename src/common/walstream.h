@@ -27,8 +27,14 @@
  * said, so a safekeeper acks only what it has fsynced. docs/walstream.md has
  * the messages, rules and feedback semantics.
  *
+ * The bytes of the messages (XLogData, keepalive, standby status update) are
+ * parsed and encoded by pgwire_repl.h, the codec Kelp's servers use too: a
+ * server sends 'w' and 'k' (kc_pgwire_repl_msg_parse_kinds with
+ * KC_PGWIRE_REPL_FROM_SERVER), this client answers with
+ * kc_pgwire_repl_encode_standby_status's payload, times from kc_pgwire_now().
+ *
  * A struct kc_walstream is used by one thread at a time; the pure helpers
- * (parse, encode, backoff) are thread-safe.
+ * (contiguity, identity, backoff) are thread-safe.
  */
 #ifndef KC_WALSTREAM_H
 #define KC_WALSTREAM_H
@@ -37,7 +43,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/buf.h"
 #include "common/error.h"
 #include "common/lsn.h"
 
@@ -48,12 +53,6 @@
 #define KC_WALSTREAM_STATUS_INTERVAL_MS 10000 /* default of options.status_interval_ms */
 /* Largest CopyData message accepted (the walsender sends at most 128 kB of WAL). */
 #define KC_WALSTREAM_MAX_MESSAGE (64u * 1024 * 1024)
-/* Size of an XLogData header, a keepalive and a standby status update, in bytes. */
-#define KC_WALSTREAM_XLOGDATA_HDR  25
-#define KC_WALSTREAM_KEEPALIVE_LEN 18
-#define KC_WALSTREAM_STATUS_LEN    34
-/* Seconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC). */
-#define KC_WALSTREAM_PG_EPOCH_OFFSET_S INT64_C(946684800)
 
 /* What IDENTIFY_SYSTEM answered. */
 struct kc_walstream_identity {
@@ -190,29 +189,6 @@ void kc_walstream_close(struct kc_walstream *s);
 
 /* ---- pure helpers, exposed for the unit tests and for other clients ---- */
 
-enum kc_walstream_msg_type { KC_WALSTREAM_MSG_XLOGDATA = 'w', KC_WALSTREAM_MSG_KEEPALIVE = 'k' };
-
-/* A parsed CopyData payload from the server. */
-struct kc_walstream_msg {
-    enum kc_walstream_msg_type type;
-    kc_lsn wal_start;     /* 'w': LSN of data[0] */
-    kc_lsn wal_end;       /* 'w' and 'k': the server's WAL end */
-    int64_t send_time;    /* microseconds since 2000-01-01 UTC */
-    bool reply_requested; /* 'k' only */
-    const uint8_t *data;  /* 'w': WAL bytes, pointing into the input */
-    size_t len;           /* 'w': number of WAL bytes */
-};
-
-/*
- * kc_walstream_parse_message -- parse one CopyData payload (len bytes) into
- * *out. XLogData: 'w', walStart, walEnd, sendTime, then the WAL; keepalive:
- * exactly 'k', walEnd, sendTime, replyRequested (0 or 1). KC_EPROTO naming the
- * problem for anything else (unknown type, truncation, trailing bytes, a
- * data range past the end of the LSN space); *out is undefined then.
- */
-int kc_walstream_parse_message(const uint8_t *data, size_t len, struct kc_walstream_msg *out,
-                               struct kc_error *err) KC_MUSTCHECK;
-
 /*
  * kc_walstream_check_contiguous -- KC_EPROTO unless an XLogData message at
  * msg_start follows the WAL received so far, which ends at expected: "gap"
@@ -220,14 +196,6 @@ int kc_walstream_parse_message(const uint8_t *data, size_t len, struct kc_walstr
  */
 int kc_walstream_check_contiguous(kc_lsn expected, kc_lsn msg_start,
                                   struct kc_error *err) KC_MUSTCHECK;
-
-/*
- * kc_walstream_encode_status -- append a standby status update to out:
- * 'r', write, flush, apply, send time (PostgreSQL epoch microseconds),
- * reply-requested byte; KC_WALSTREAM_STATUS_LEN bytes.
- */
-void kc_walstream_encode_status(struct kc_sbuf *out, kc_lsn write_lsn, kc_lsn flush_lsn,
-                                kc_lsn apply_lsn, int64_t pg_time_us, bool reply_requested);
 
 /*
  * kc_walstream_parse_identity -- the four IDENTIFY_SYSTEM columns as text
@@ -245,12 +213,6 @@ int kc_walstream_parse_identity(const char *systemid, const char *timeline, cons
  */
 int kc_walstream_check_identity(const struct kc_walstream_identity *id, uint64_t expected_system_id,
                                 uint32_t expected_timeline, struct kc_error *err) KC_MUSTCHECK;
-
-/* Microseconds since PostgreSQL's epoch for a Unix time in microseconds. */
-static inline int64_t kc_walstream_pg_time(int64_t unix_us)
-{
-    return unix_us - KC_WALSTREAM_PG_EPOCH_OFFSET_S * 1000000;
-}
 
 /*
  * Reconnect policy: exponential backoff with jitter. The base delay starts

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * walstream_test.c -- unit tests for walstream.c: message parsing, status
- * encoding, identity checks, backoff, and the client against a scripted
- * fake walsender on 127.0.0.1.
+ * walstream_test.c -- unit tests for walstream.c: contiguity, identity
+ * checks, backoff, and the client against a scripted fake walsender on
+ * 127.0.0.1. The messages' codec (pgwire_repl.c) is tested in
+ * pgwire_repl_test.c, with the rules this client applies.
  */
 #include "common/walstream.h"
 
@@ -16,27 +17,10 @@
 #include <unistd.h>
 
 #include "common/failpoint.h"
+#include "common/pgwire_repl.h"
 #include "unit.h"
 
 /* ---- helpers ---- */
-
-static void put_xlogdata(struct kc_sbuf *out, kc_lsn start, kc_lsn end, const uint8_t *data,
-                         size_t len)
-{
-    kc_sbuf_put_u8(out, 'w');
-    kc_sbuf_put_u64(out, start);
-    kc_sbuf_put_u64(out, end);
-    kc_sbuf_put_u64(out, 123456789);
-    kc_sbuf_append(out, data, len);
-}
-
-static void put_keepalive(struct kc_sbuf *out, kc_lsn end, uint8_t reply)
-{
-    kc_sbuf_put_u8(out, 'k');
-    kc_sbuf_put_u64(out, end);
-    kc_sbuf_put_u64(out, 987654321);
-    kc_sbuf_put_u8(out, reply);
-}
 
 /* A reproducible generator for test data (xorshift64*). */
 static uint64_t test_rand(uint64_t *state)
@@ -54,155 +38,7 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- parsing ---- */
-
-KT_TEST(walstream_parse_xlogdata)
-{
-    struct kc_sbuf b = KC_SBUF_INIT;
-    struct kc_walstream_msg m;
-    struct kc_error err = {0};
-    uint8_t wal[300];
-
-    for (size_t i = 0; i < sizeof(wal); i++)
-        wal[i] = (uint8_t)(i * 7);
-    put_xlogdata(&b, UINT64_C(0x100000028), UINT64_C(0x200000000), wal, sizeof(wal));
-    KT_ASSERT_EQ(b.len, KC_WALSTREAM_XLOGDATA_HDR + sizeof(wal));
-    KT_ASSERT_EQ(kc_walstream_parse_message(b.data, b.len, &m, &err), 0);
-    KT_ASSERT_EQ(m.type, KC_WALSTREAM_MSG_XLOGDATA);
-    KT_ASSERT_UEQ(m.wal_start, UINT64_C(0x100000028));
-    KT_ASSERT_UEQ(m.wal_end, UINT64_C(0x200000000));
-    KT_ASSERT_EQ(m.send_time, 123456789);
-    KT_ASSERT_EQ(m.len, sizeof(wal));
-    KT_ASSERT(m.data == b.data + KC_WALSTREAM_XLOGDATA_HDR);
-    KT_ASSERT_MEM_EQ(m.data, wal, sizeof(wal));
-    KT_ASSERT(!m.reply_requested);
-
-    /* A header alone is an empty (but valid) XLogData message. */
-    KT_ASSERT_EQ(kc_walstream_parse_message(b.data, KC_WALSTREAM_XLOGDATA_HDR, &m, &err), 0);
-    KT_ASSERT_EQ(m.len, 0);
-    kc_sbuf_fini(&b);
-}
-
-KT_TEST(walstream_parse_keepalive)
-{
-    struct kc_sbuf b = KC_SBUF_INIT;
-    struct kc_walstream_msg m;
-    struct kc_error err = {0};
-
-    put_keepalive(&b, UINT64_C(0x3000148), 1);
-    KT_ASSERT_EQ(b.len, KC_WALSTREAM_KEEPALIVE_LEN);
-    KT_ASSERT_EQ(kc_walstream_parse_message(b.data, b.len, &m, &err), 0);
-    KT_ASSERT_EQ(m.type, KC_WALSTREAM_MSG_KEEPALIVE);
-    KT_ASSERT_UEQ(m.wal_end, UINT64_C(0x3000148));
-    KT_ASSERT_EQ(m.send_time, 987654321);
-    KT_ASSERT(m.reply_requested);
-    KT_ASSERT_EQ(m.len, 0);
-
-    kc_sbuf_reset(&b);
-    put_keepalive(&b, 5, 0);
-    KT_ASSERT_EQ(kc_walstream_parse_message(b.data, b.len, &m, &err), 0);
-    KT_ASSERT(!m.reply_requested);
-    kc_sbuf_fini(&b);
-}
-
-KT_TEST(walstream_parse_truncated)
-{
-    struct kc_sbuf w = KC_SBUF_INIT, k = KC_SBUF_INIT;
-    struct kc_walstream_msg m;
-    struct kc_error err = {0};
-
-    put_xlogdata(&w, 0x1000, 0x2000, (const uint8_t *)"abc", 3);
-    put_keepalive(&k, 0x2000, 1);
-    /* Every prefix shorter than the header is an error, never a crash. */
-    for (size_t n = 0; n < KC_WALSTREAM_XLOGDATA_HDR; n++) {
-        uint8_t *copy = malloc(n + 1); /* exact size, so ASan sees any overread */
-        memcpy(copy, w.data, n);
-        KT_ASSERT_EQ(kc_walstream_parse_message(copy, n, &m, &err), KC_EPROTO);
-        KT_ASSERT_EQ(err.code, KC_EPROTO);
-        free(copy);
-    }
-    KT_ASSERT_CONTAINS(err.message, "truncated XLogData");
-    for (size_t n = 1; n < KC_WALSTREAM_KEEPALIVE_LEN; n++) {
-        KT_ASSERT_EQ(kc_walstream_parse_message(k.data, n, &m, &err), KC_EPROTO);
-        KT_ASSERT_CONTAINS(err.message, "truncated keepalive");
-    }
-    KT_ASSERT_EQ(kc_walstream_parse_message(k.data, 0, &m, &err), KC_EPROTO);
-    KT_ASSERT_CONTAINS(err.message, "empty replication message");
-    kc_sbuf_fini(&w);
-    kc_sbuf_fini(&k);
-}
-
-KT_TEST(walstream_parse_rejects_bad_fields)
-{
-    struct kc_sbuf b = KC_SBUF_INIT;
-    struct kc_walstream_msg m;
-    struct kc_error err = {0};
-
-    put_keepalive(&b, 1, 1);
-    kc_sbuf_put_u8(&b, 0);
-    KT_ASSERT_EQ(kc_walstream_parse_message(b.data, b.len, &m, &err), KC_EPROTO);
-    KT_ASSERT_CONTAINS(err.message, "1 trailing bytes");
-
-    kc_sbuf_reset(&b);
-    put_keepalive(&b, 1, 2);
-    KT_ASSERT_EQ(kc_walstream_parse_message(b.data, b.len, &m, &err), KC_EPROTO);
-    KT_ASSERT_CONTAINS(err.message, "reply-requested byte 2");
-
-    kc_sbuf_reset(&b);
-    put_xlogdata(&b, UINT64_MAX - 2, UINT64_MAX, (const uint8_t *)"abcd", 4);
-    KT_ASSERT_EQ(kc_walstream_parse_message(b.data, b.len, &m, &err), KC_EPROTO);
-    KT_ASSERT_CONTAINS(err.message, "runs past the end of the WAL");
-    /* Ending at the highest representable LSN is fine. */
-    KT_ASSERT_EQ(kc_walstream_parse_message(b.data, b.len - 2, &m, &err), 0);
-
-    KT_ASSERT_EQ(kc_walstream_parse_message((const uint8_t *)"x", 1, &m, &err), KC_EPROTO);
-    KT_ASSERT_CONTAINS(err.message, "unknown replication message type 'x'");
-    KT_ASSERT_EQ(kc_walstream_parse_message((const uint8_t *)"\x01", 1, &m, &err), KC_EPROTO);
-    KT_ASSERT_CONTAINS(err.message, "type 0x01");
-    kc_sbuf_fini(&b);
-}
-
-KT_TEST(walstream_parse_bit_flips_and_random_bytes)
-{
-    struct kc_sbuf b = KC_SBUF_INIT;
-    struct kc_walstream_msg m;
-    struct kc_error err;
-    uint64_t seed = 42;
-    uint8_t buf[64];
-
-    put_keepalive(&b, 0x1234, 1);
-    for (size_t bit = 0; bit < b.len * 8; bit++) {
-        uint8_t copy[KC_WALSTREAM_KEEPALIVE_LEN];
-        int rc;
-        memcpy(copy, b.data, sizeof(copy));
-        copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        rc = kc_walstream_parse_message(copy, sizeof(copy), &m, &err);
-        if (bit == (b.len - 1) * 8) /* reply byte 1 -> 0: valid, no reply asked */
-            KT_ASSERT(rc == 0 && !m.reply_requested);
-        else if (bit < 8 || bit > (b.len - 1) * 8) /* type or reply byte: rejected */
-            KT_ASSERT_EQ(rc, KC_EPROTO);
-        else
-            KT_ASSERT_EQ(rc, 0); /* an LSN or a time: any value parses */
-    }
-    /* Random input: a clean answer every time, never a crash or overread. */
-    for (int i = 0; i < 20000; i++) {
-        size_t n = (size_t)(test_rand(&seed) % sizeof(buf));
-        uint8_t *copy;
-        int rc;
-        for (size_t j = 0; j < n; j++)
-            buf[j] = (uint8_t)test_rand(&seed);
-        if (n > 0 && i % 2 == 0)
-            buf[0] = i % 4 == 0 ? 'w' : 'k';
-        copy = malloc(n + 1);
-        memcpy(copy, buf, n);
-        rc = kc_walstream_parse_message(copy, n, &m, &err);
-        KT_ASSERT(rc == 0 || rc == KC_EPROTO);
-        if (rc == 0 && m.type == KC_WALSTREAM_MSG_XLOGDATA)
-            KT_ASSERT(m.data + m.len == copy + n);
-        free(copy);
-    }
-    kc_sbuf_fini(&b);
-}
+/* ---- contiguity ---- */
 
 KT_TEST(walstream_check_contiguous)
 {
@@ -217,37 +53,6 @@ KT_TEST(walstream_check_contiguous)
     KT_ASSERT_CONTAINS(err.message, "overlap in the WAL stream");
     KT_ASSERT_STR_EQ(err.detail, "The message repeats 256 bytes already received.");
     KT_ASSERT_EQ(kc_walstream_check_contiguous(0x1000, 0x1001, NULL), KC_EPROTO);
-}
-
-/* ---- status updates ---- */
-
-KT_TEST(walstream_encode_status)
-{
-    static const uint8_t want[KC_WALSTREAM_STATUS_LEN] = {
-        'r', 0, 0, 0, 1, 0, 0,    0,    0x30, /* write 1/30 */
-        0,   0, 0, 1, 0, 0, 0,    0x20,       /* flush 1/20 */
-        0,   0, 0, 0, 0, 0, 0,    0,          /* apply 0/0 */
-        0,   0, 0, 0, 0, 0, 0x30, 0x39,       /* time 12345 */
-        1};
-    struct kc_sbuf b = KC_SBUF_INIT;
-
-    kc_sbuf_put_u8(&b, 0xEE); /* appends after what is there */
-    kc_walstream_encode_status(&b, UINT64_C(0x100000030), UINT64_C(0x100000020), 0, 12345, true);
-    KT_ASSERT_EQ(b.len, 1 + KC_WALSTREAM_STATUS_LEN);
-    KT_ASSERT_EQ(b.data[0], 0xEE);
-    KT_ASSERT_MEM_EQ(b.data + 1, want, sizeof(want));
-    kc_sbuf_reset(&b);
-    kc_walstream_encode_status(&b, 5, 4, 3, -1, false);
-    KT_ASSERT_UEQ(kc_load_u64(b.data + 25), UINT64_MAX); /* negative times keep their bits */
-    KT_ASSERT_EQ(b.data[33], 0);
-    kc_sbuf_fini(&b);
-}
-
-KT_TEST(walstream_pg_time)
-{
-    KT_ASSERT_EQ(kc_walstream_pg_time(INT64_C(946684800) * 1000000), 0);
-    KT_ASSERT_EQ(kc_walstream_pg_time(INT64_C(946684801) * 1000000 + 5), 1000005);
-    KT_ASSERT_EQ(kc_walstream_pg_time(0), -INT64_C(946684800) * 1000000);
 }
 
 /* ---- identity ---- */
@@ -379,7 +184,7 @@ struct fake {
     bool replication_true; /* the startup packet had replication=true */
     char app_name[64];     /* its application_name */
     char start_cmd[128];   /* the START_REPLICATION command */
-    uint8_t status[8][KC_WALSTREAM_STATUS_LEN];
+    uint8_t status[8][KC_PGWIRE_STANDBY_STATUS_LEN];
     int nstatus;       /* status updates received */
     bool got_copydone; /* the client sent CopyDone */
     char problem[200]; /* what went wrong on the server side, "" if nothing */
@@ -555,9 +360,9 @@ static bool fk_note(struct fake *f, uint8_t type, const struct kc_sbuf *msg)
         f->got_copydone = true;
         return true;
     }
-    if (type == 'd' && msg->len == KC_WALSTREAM_STATUS_LEN && msg->data[0] == 'r') {
+    if (type == 'd' && msg->len == KC_PGWIRE_STANDBY_STATUS_LEN && msg->data[0] == 'r') {
         if (f->nstatus < (int)KC_ARRAY_LEN(f->status))
-            memcpy(f->status[f->nstatus], msg->data, KC_WALSTREAM_STATUS_LEN);
+            memcpy(f->status[f->nstatus], msg->data, KC_PGWIRE_STANDBY_STATUS_LEN);
         f->nstatus++;
         return true;
     }
@@ -674,14 +479,15 @@ static void fake_wal(struct fake *f, kc_lsn start, size_t n)
     for (size_t i = 0; i < n; i++)
         data[i] = (uint8_t)(start + i);
     fake_send(f, FAKE_SEND);
-    put_xlogdata(&f->ev[f->nev - 1].payload, start, start + n, data, n);
+    kc_pgwire_repl_encode_xlog_data(&f->ev[f->nev - 1].payload, start, start + n, 123456789, data,
+                                    n);
     free(data);
 }
 
 static void fake_keepalive(struct fake *f, kc_lsn end, bool reply)
 {
     fake_send(f, FAKE_SEND);
-    put_keepalive(&f->ev[f->nev - 1].payload, end, reply ? 1 : 0);
+    kc_pgwire_repl_encode_keepalive(&f->ev[f->nev - 1].payload, end, 987654321, reply);
 }
 
 static void fake_raw(struct fake *f, const void *p, size_t n)
@@ -916,6 +722,12 @@ KT_TEST(walstream_fake_malformed_messages)
     fake_init(&f);
     fake_raw(&f, "z", 1);
     expect_stream_error(&f, KC_EPROTO, "unknown replication message type 'z'");
+    fake_init(&f); /* a message only a client sends */
+    fake_raw(&f, "r0123456789abcdef0123456789abcdef0", KC_PGWIRE_STANDBY_STATUS_LEN);
+    expect_stream_error(&f, KC_EPROTO, "unexpected replication message type 'r'");
+    fake_init(&f); /* a keepalive with a trailing byte, which PostgreSQL refuses too */
+    fake_raw(&f, "k0123456789abcdef\001!", KC_PGWIRE_KEEPALIVE_LEN + 1);
+    expect_stream_error(&f, KC_EPROTO, "keepalive message has 1 trailing bytes");
 }
 
 KT_TEST(walstream_fake_server_error_and_lost_connection)
