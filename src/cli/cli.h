@@ -60,6 +60,7 @@ ssize_t cli_read_wal_files(const char *dir, uint32_t seg_size, kc_lsn lsn, uint8
 extern const struct cli_command cli_cmd_up, cli_cmd_down, cli_cmd_status;
 extern const struct cli_command cli_cmd_debug_receive_wal;
 extern const struct cli_command cli_cmd_debug_decode_wal;
+extern const struct cli_command cli_cmd_debug_basebackup;
 extern const struct cli_command cli_cmd_debug_redo;
 extern const struct cli_command cli_cmd_debug_ingest_wal;
 

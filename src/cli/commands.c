@@ -62,6 +62,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_roles[2],
     &cli_roles[3],
     &cli_roles[4],
+    &cli_cmd_debug_basebackup,
     &cli_cmd_debug_decode_wal,
     &cli_cmd_debug_ingest_wal,
     &cli_cmd_debug_receive_wal,
