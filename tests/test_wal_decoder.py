@@ -85,6 +85,10 @@ def workload_wal(tmp_path_factory):
         conn.execute("VACUUM t")
         # A record bigger than the reader's default decode buffer.
         conn.execute("SELECT pg_logical_emit_message(true, 'kelp', repeat('y', 300000))")
+        # A record of 20 MB: it spans a whole segment, so it continues onto a
+        # segment's first page (the long page header).
+        conn.execute("SELECT pg_logical_emit_message(true, 'kelp', "
+                     "(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 640000) g))")
         conn.execute("CREATE DATABASE other")
         end = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
         conn.execute("SELECT pg_switch_wal()")
@@ -95,7 +99,7 @@ def workload_wal(tmp_path_factory):
     return walcopy, str(start), str(mid), str(end)
 
 
-@pytest.mark.parametrize("chunk", ["8kB", "1000", "25", "1MB"])
+@pytest.mark.parametrize("chunk", ["8kB", "1000", "25", "8", "1MB"])
 def test_decoder_matches_pg_waldump(workload_wal, chunk):
     walcopy, start, _, end = workload_wal
     ours = decode(walcopy, start, end, chunk)
@@ -103,6 +107,7 @@ def test_decoder_matches_pg_waldump(workload_wal, chunk):
     assert len(theirs) > 1000, "the workload should produce plenty of WAL"
     assert sum(1 for r in theirs if any(b[6] for b in r["blocks"])) > 10, "and full-page images"
     assert any(r["len"] > 300000 for r in theirs)
+    assert any(r["len"] > 20000000 for r in theirs)
     assert ours == theirs
 
 

@@ -986,20 +986,55 @@ static int ps_ingest_xlog(struct ps_ingest *ing, const struct ps_wal_record *rec
             return ps_bad_record(rec, err);
         ing->ckpt.nextOid = next;
         ing->ckpt_dirty = true;
-    } else if (info == XLOG_CHECKPOINT_SHUTDOWN || info == XLOG_CHECKPOINT_ONLINE) {
+    } else if (info == XLOG_CHECKPOINT_SHUTDOWN) {
         CheckPoint c;
         FullTransactionId mine = ing->ckpt.nextXid;
         if (!ps_main(rec, &c, sizeof(c), sizeof(c)))
             return ps_bad_record(rec, err);
+        /* A shutdown checkpoint is the whole truth, as in PostgreSQL's redo... */
         ing->ckpt = c;
-        /* nextXid never goes back: we may have seen later xids than the record says. */
+        /* ...except that nextXid never goes back: we may have seen later xids. */
         if (FullTransactionIdPrecedes(c.nextXid, mine))
             ing->ckpt.nextXid = mine;
+        /* Basebackups tell a clean shutdown by redo = this record's end. */
+        ing->ckpt.redo = rec->end_lsn;
+        ing->ckpt_dirty = true;
+    } else if (info == XLOG_CHECKPOINT_ONLINE) {
+        CheckPoint c;
+        if (!ps_main(rec, &c, sizeof(c), sizeof(c)))
+            return ps_bad_record(rec, err);
         /*
-         * Basebackups tell a clean shutdown from the redo pointer: keep it at
-         * the record's end for shutdown checkpoints, 0 for online ones.
+         * As PostgreSQL's redo does: an online checkpoint's counters were read
+         * while the system ran, so they only ever advance ours. nextOid is
+         * ignored (XLOG_NEXTOID records track it), multixact counters and the
+         * oldest xid/multi are minimums, nextXid is a minimum.
          */
-        ing->ckpt.redo = info == XLOG_CHECKPOINT_SHUTDOWN ? rec->end_lsn : InvalidXLogRecPtr;
+        if (FullTransactionIdPrecedes(ing->ckpt.nextXid, c.nextXid))
+            ing->ckpt.nextXid = c.nextXid;
+        if (ing->ckpt.nextMulti == 0 || ps_multi_precedes(ing->ckpt.nextMulti, c.nextMulti))
+            ing->ckpt.nextMulti = c.nextMulti;
+        if (ing->ckpt.nextMultiOffset == 0 ||
+            (int32)(ing->ckpt.nextMultiOffset - c.nextMultiOffset) < 0)
+            ing->ckpt.nextMultiOffset = c.nextMultiOffset;
+        if (ing->ckpt.oldestXid == 0 ||
+            !ps_xid_follows_or_equals(ing->ckpt.oldestXid, c.oldestXid)) {
+            ing->ckpt.oldestXid = c.oldestXid;
+            ing->ckpt.oldestXidDB = c.oldestXidDB;
+        }
+        if (ing->ckpt.oldestMulti == 0 || ps_multi_precedes(ing->ckpt.oldestMulti, c.oldestMulti)) {
+            ing->ckpt.oldestMulti = c.oldestMulti;
+            ing->ckpt.oldestMultiDB = c.oldestMultiDB;
+        }
+        if (ing->ckpt.nextOid == 0)
+            ing->ckpt.nextOid = c.nextOid; /* nothing known yet: better than none */
+        ing->ckpt.ThisTimeLineID = c.ThisTimeLineID;
+        ing->ckpt.PrevTimeLineID = c.PrevTimeLineID;
+        ing->ckpt.fullPageWrites = c.fullPageWrites;
+        ing->ckpt.time = c.time;
+        ing->ckpt.oldestCommitTsXid = c.oldestCommitTsXid;
+        ing->ckpt.newestCommitTsXid = c.newestCommitTsXid;
+        ing->ckpt.oldestActiveXid = c.oldestActiveXid;
+        ing->ckpt.redo = InvalidXLogRecPtr; /* not a clean shutdown */
         ing->ckpt_dirty = true;
     }
     return 0;

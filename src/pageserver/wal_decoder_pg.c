@@ -98,6 +98,15 @@ static int ps_page_read(XLogReaderState *state, XLogRecPtr pageptr, int req_len,
      * the page start) having asked only for its first bytes: make sure they
      * are here, or report short input rather than let it read stale bytes.
      */
+    /*
+     * A record continued onto a segment's first page: the reader sizes its
+     * read for a short page header, then re-reads for the long one without
+     * checking the result, so ask for the long header's extra bytes too.
+     */
+    if (target_rec < pageptr && XLogSegmentOffset(pageptr, d->seg_size) == 0)
+        req_len += (int)(SizeOfXLogLongPHD - SizeOfXLogShortPHD);
+    if (req_len > XLOG_BLCKSZ)
+        req_len = XLOG_BLCKSZ;
     if (target_rec >= pageptr && target_rec < pageptr + XLOG_BLCKSZ) {
         int hdr =
             XLogSegmentOffset(pageptr, d->seg_size) == 0 ? SizeOfXLogLongPHD : SizeOfXLogShortPHD;
@@ -296,6 +305,30 @@ static void ps_fill_record(struct ps_wal_decoder *d, struct ps_wal_record *rec)
     }
 }
 
+/*
+ * After a short read, don't retry before the whole record can be there:
+ * every retry re-reads the record from its start, so without this a record
+ * of N pages arriving page by page costs N^2 page copies. The record's
+ * length is its first 4 bytes; it is only a lower bound (page headers come
+ * on top), and a bound of our own caps what a corrupt length can make us
+ * wait for (the reader rejects such a record once it has enough bytes).
+ */
+static void ps_wait_for_record(struct ps_wal_decoder *d)
+{
+    kc_lsn pos = d->next_lsn;
+    uint32 tot_len;
+
+    if (pos % XLOG_BLCKSZ == 0)
+        pos += XLogSegmentOffset(pos, d->seg_size) == 0 ? SizeOfXLogLongPHD : SizeOfXLogShortPHD;
+    if (pos < d->buf_start || pos + sizeof(tot_len) > d->buf_end)
+        return;
+    memcpy(&tot_len, d->buf + (pos - d->buf_start), sizeof(tot_len));
+    if (tot_len > 64 * 1024 * 1024)
+        tot_len = 64 * 1024 * 1024;
+    if (pos + tot_len > d->wait_for)
+        d->wait_for = pos + tot_len;
+}
+
 int ps_wal_decoder_next(struct ps_wal_decoder *d, struct ps_wal_record *rec, struct kc_error *err)
 {
     XLogRecord *hdr;
@@ -312,6 +345,7 @@ int ps_wal_decoder_next(struct ps_wal_decoder *d, struct ps_wal_record *rec, str
     hdr = XLogReadRecord(d->reader, &msg);
     if (hdr == NULL) {
         if (d->short_input) {
+            ps_wait_for_record(d);
             d->begin_needed = true;
             return 0;
         }
