@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "common/config.h"
@@ -55,6 +57,65 @@ int cli_dispatch(const struct cli_command *cmd, int argc, char **argv);
  */
 ssize_t cli_read_wal_files(const char *dir, uint32_t seg_size, kc_lsn lsn, uint8_t *buf, size_t len,
                            struct kc_error *err);
+
+struct ps_wal_decoder;
+struct ps_wal_record;
+
+/* WAL segment files to decode, for the debug commands. */
+struct cli_wal_source {
+    const char *dir;     /* segment files of timeline 1 */
+    uint32_t seg_size;   /* WAL segment size */
+    kc_lsn start;        /* first record */
+    kc_lsn end;          /* stop before records ending past it; 0: all there is */
+    size_t chunk;        /* feed the decoder this many bytes at a time */
+    bool corrupt_is_end; /* without end: invalid WAL ends the input, not an error */
+};
+
+/* Called for each record; non-zero stops decoding and is returned. */
+typedef int (*cli_wal_record_fn)(void *arg, struct ps_wal_decoder *dec,
+                                 const struct ps_wal_record *rec, struct kc_error *err);
+
+/*
+ * cli_decode_wal_files -- decode the records of src with the pageserver's
+ * decoder, calling fn for each. Returns the number of records delivered, or
+ * a negative error; *last_end (may be NULL) is the end of the last one.
+ */
+long cli_decode_wal_files(const struct cli_wal_source *src, cli_wal_record_fn fn, void *arg,
+                          kc_lsn *last_end, struct kc_error *err);
+
+/* The settings entries the WAL-file debug commands share, for a struct with
+ * fields wal_dir, start, end (char *) and seg_size (int64_t). */
+#define CLI_WAL_FILE_OPTIONS(stype, dir_flags)                                            \
+    {.name = "end",                                                                       \
+     .type = KC_CONFIG_STRING,                                                            \
+     .offset = offsetof(stype, end),                                                      \
+     .default_value = NULL,                                                               \
+     .help = "stop before records ending past this LSN (default: all the WAL there is)",  \
+     .metavar = "lsn"},                                                                   \
+        {.name = "segment-size",                                                          \
+         .type = KC_CONFIG_SIZE,                                                          \
+         .offset = offsetof(stype, seg_size),                                             \
+         .default_value = "16MB",                                                         \
+         .min = 1024 * 1024,                                                              \
+         .max = 1024 * 1024 * 1024,                                                       \
+         .help = "WAL segment size of the cluster"},                                      \
+        {.name = "start",                                                                 \
+         .type = KC_CONFIG_STRING,                                                        \
+         .offset = offsetof(stype, start),                                                \
+         .default_value = NULL,                                                           \
+         .help = "LSN of the first record",                                               \
+         .metavar = "lsn",                                                                \
+         .flags = KC_CONFIG_REQUIRED},                                                    \
+    {                                                                                     \
+        .name = "wal-dir", .type = KC_CONFIG_STRING, .offset = offsetof(stype, wal_dir),  \
+        .default_value = NULL,                                                            \
+        .help = "directory with the segment files (timeline 1), e.g. a cluster's pg_wal", \
+        .metavar = "dir", .flags = (dir_flags)                                            \
+    }
+
+/* Parse --start and --end (end may be NULL: 0). Usage errors are reported by the caller. */
+int cli_parse_lsn_range(const char *start, const char *end, kc_lsn *start_out, kc_lsn *end_out,
+                        struct kc_error *err);
 
 /* Commands implemented in other files of src/cli. */
 extern const struct cli_command cli_cmd_up, cli_cmd_down, cli_cmd_status;

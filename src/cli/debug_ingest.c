@@ -41,6 +41,7 @@ struct debug_ingest_settings {
 };
 
 static const struct kc_config_entry debug_ingest_options[] = {
+    CLI_WAL_FILE_OPTIONS(struct debug_ingest_settings, 0),
     {.name = "clog-base",
      .type = KC_CONFIG_STRING,
      .offset = offsetof(struct debug_ingest_settings, clog_base),
@@ -53,12 +54,6 @@ static const struct kc_config_entry debug_ingest_options[] = {
      .default_value = NULL,
      .help = "write the resulting CLOG segment 0000 here (with --clog-base)",
      .metavar = "file"},
-    {.name = "end",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_ingest_settings, end),
-     .default_value = NULL,
-     .help = "stop at this LSN (default: the end of the last segment file)",
-     .metavar = "lsn"},
     {.name = "source",
      .type = KC_CONFIG_STRING,
      .offset = offsetof(struct debug_ingest_settings, source),
@@ -73,26 +68,6 @@ static const struct kc_config_entry debug_ingest_options[] = {
      .min = 1,
      .max = 3600 * 1000,
      .help = "with --source: give up when --end is not reached in this time"},
-    {.name = "segment-size",
-     .type = KC_CONFIG_SIZE,
-     .offset = offsetof(struct debug_ingest_settings, seg_size),
-     .default_value = "16MB",
-     .min = 1024 * 1024,
-     .max = 1024 * 1024 * 1024,
-     .help = "WAL segment size of the cluster"},
-    {.name = "start",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_ingest_settings, start),
-     .default_value = NULL,
-     .help = "LSN of the first record to ingest",
-     .metavar = "lsn",
-     .flags = KC_CONFIG_REQUIRED},
-    {.name = "wal-dir",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_ingest_settings, wal_dir),
-     .default_value = NULL,
-     .help = "directory with the segment files (timeline 1), e.g. a cluster's pg_wal",
-     .metavar = "dir"},
 };
 
 /* The in-memory store: key -> index of its latest value in vals[]. */
@@ -327,6 +302,12 @@ static int ingest_stream(const struct debug_ingest_settings *s, struct ps_ingest
                         (unsigned)(end >> 32), (unsigned)end, st.error[0] ? ": " : "", st.error);
 }
 
+static int ingest_one(void *arg, struct ps_wal_decoder *dec, const struct ps_wal_record *rec,
+                      struct kc_error *err)
+{
+    return ps_ingest_record(arg, dec, rec, err);
+}
+
 static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, int argc,
                                 char **argv)
 {
@@ -335,17 +316,13 @@ static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, i
     struct ps_ingest_ops ops = {
         .arg = &store, .put = mem_put, .drop_range = mem_drop, .get = mem_get};
     struct ps_ingest *ing = NULL;
-    struct ps_wal_decoder *dec = NULL;
-    struct ps_wal_record rec;
     struct ps_ingest_stats st;
     struct kc_error err;
-    kc_lsn start, end = 0, pos, last_end = 0;
-    static uint8_t chunk[64 * 1024];
-    int rc = CLI_EXIT_FAIL, r;
+    kc_lsn start, end = 0, last_end = 0;
+    int rc = CLI_EXIT_FAIL;
 
     (void)argc, (void)argv;
-    if (kc_lsn_parse(s->start, &start, &err) != 0 ||
-        (s->end != NULL && kc_lsn_parse(s->end, &end, &err) != 0)) {
+    if (cli_parse_lsn_range(s->start, s->end, &start, &end, &err) != 0) {
         cli_report_error(cmd, &err);
         kc_hmap_destroy(store.index);
         return CLI_EXIT_USAGE;
@@ -366,30 +343,15 @@ static int cmd_debug_ingest_wal(const struct cli_command *cmd, void *settings, i
         kc_error_set(&err, KC_EINVAL, "give --wal-dir or --source");
         goto out;
     }
-    if (ps_wal_decoder_create(start, (uint32_t)s->seg_size, 0, &dec, &err) != 0 ||
-        ps_ingest_create(&ops, &ing, &err) != 0)
-        goto out;
-    for (pos = start; end == 0 || pos < end;) {
-        ssize_t got =
-            cli_read_wal_files(s->wal_dir, (uint32_t)s->seg_size, pos, chunk, sizeof(chunk), &err);
-        if (got < 0)
+    {
+        struct cli_wal_source src = {.dir = s->wal_dir,
+                                     .seg_size = (uint32_t)s->seg_size,
+                                     .start = start,
+                                     .end = end,
+                                     .chunk = 64 * 1024};
+        if (ps_ingest_create(&ops, &ing, &err) != 0 ||
+            cli_decode_wal_files(&src, ingest_one, ing, &last_end, &err) < 0)
             goto out;
-        if (got == 0)
-            break;
-        if (ps_wal_decoder_feed(dec, pos, chunk, (size_t)got, &err) != 0)
-            goto out;
-        pos += (kc_lsn)got;
-        while ((r = ps_wal_decoder_next(dec, &rec, &err)) == 1) {
-            if (end != 0 && rec.end_lsn > end)
-                break;
-            if (ps_ingest_record(ing, dec, &rec, &err) != 0)
-                goto out;
-            last_end = rec.end_lsn;
-        }
-        if (r < 0)
-            goto out;
-        if (end != 0 && last_end != 0 && r == 1)
-            break;
     }
     if (last_end != 0 && ps_ingest_flush(ing, last_end, &err) != 0)
         goto out;
@@ -414,7 +376,6 @@ out:
     if (rc != CLI_EXIT_OK)
         cli_report_error(cmd, &err);
     ps_ingest_destroy(ing);
-    ps_wal_decoder_destroy(dec);
     for (size_t i = 0; i < store.nvals; i++)
         free(store.vals[i].image);
     free(store.vals);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/hex.h"
 #include "common/lsn.h"
 #include "common/metrics.h"
 #include "common/proc.h"
@@ -57,12 +58,7 @@ struct debug_redo_settings {
 };
 
 static const struct kc_config_entry debug_redo_options[] = {
-    {.name = "end",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_redo_settings, end),
-     .default_value = NULL,
-     .help = "stop at this LSN (default: the end of the valid WAL in the files)",
-     .metavar = "lsn"},
+    CLI_WAL_FILE_OPTIONS(struct debug_redo_settings, KC_CONFIG_REQUIRED),
     {.name = "helpers",
      .type = KC_CONFIG_INT,
      .offset = offsetof(struct debug_redo_settings, helpers),
@@ -90,20 +86,6 @@ static const struct kc_config_entry debug_redo_options[] = {
      .help = "directory for the helpers' scratch data directories and log",
      .metavar = "dir",
      .flags = KC_CONFIG_REQUIRED},
-    {.name = "segment-size",
-     .type = KC_CONFIG_SIZE,
-     .offset = offsetof(struct debug_redo_settings, seg_size),
-     .default_value = "16MB",
-     .min = 1024 * 1024,
-     .max = 1024 * 1024 * 1024,
-     .help = "WAL segment size of the cluster"},
-    {.name = "start",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_redo_settings, start),
-     .default_value = NULL,
-     .help = "LSN of the first record to decode",
-     .metavar = "lsn",
-     .flags = KC_CONFIG_REQUIRED},
     {.name = "timeout",
      .type = KC_CONFIG_DURATION,
      .offset = offsetof(struct debug_redo_settings, timeout_ms),
@@ -116,13 +98,6 @@ static const struct kc_config_entry debug_redo_options[] = {
      .offset = offsetof(struct debug_redo_settings, vm),
      .default_value = "false",
      .help = "chain heap records to the visibility-map pages of their heap blocks"},
-    {.name = "wal-dir",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_redo_settings, wal_dir),
-     .default_value = NULL,
-     .help = "directory with the segment files (timeline 1), e.g. a cluster's pg_wal",
-     .metavar = "dir",
-     .flags = KC_CONFIG_REQUIRED},
 };
 
 /* A record kept for replay (raw bytes copied out of the decoder). */
@@ -139,6 +114,12 @@ struct dr_block {
     bool started; /* chain begins with an image or an init */
     size_t *chain;
     size_t n, cap;
+};
+
+struct dr_state;
+struct dr_load_arg {
+    struct dr_state *state;
+    bool vm;
 };
 
 struct dr_state {
@@ -252,55 +233,30 @@ static void dr_free(struct dr_state *s)
     free(s->blocks);
 }
 
-/* Decode [start, end) (end 0: all there is) into s. */
+static int dr_one(void *arg, struct ps_wal_decoder *dec, const struct ps_wal_record *rec,
+                  struct kc_error *err)
+{
+    struct dr_load_arg *la = arg;
+
+    (void)dec, (void)err;
+    dr_add_record(la->state, rec, la->vm);
+    return 0;
+}
+
+/* Decode [start, end) (end 0: all the valid WAL there is) into s. */
 static int dr_load(struct dr_state *s, const struct debug_redo_settings *set, kc_lsn start,
                    kc_lsn end, struct kc_error *err)
 {
-    struct ps_wal_decoder *dec = NULL;
-    struct ps_wal_record rec;
-    size_t chunk_len = 1024 * 1024;
-    uint8_t *chunk = kc_malloc(chunk_len);
-    kc_lsn pos;
-    int rc;
+    struct cli_wal_source src = {.dir = set->wal_dir,
+                                 .seg_size = (uint32_t)set->seg_size,
+                                 .start = start,
+                                 .end = end,
+                                 .chunk = 1024 * 1024,
+                                 .corrupt_is_end = true};
+    struct dr_load_arg la = {s, set->vm};
+    long n = cli_decode_wal_files(&src, dr_one, &la, NULL, err);
 
-    rc = ps_wal_decoder_create(start, (uint32_t)set->seg_size, 0, &dec, err);
-    pos = rc == 0 ? ps_wal_decoder_input_start(dec) : 0;
-    while (rc == 0 && (end == 0 || pos < end)) {
-        ssize_t got =
-            cli_read_wal_files(set->wal_dir, (uint32_t)set->seg_size, pos, chunk, chunk_len, err);
-        if (got <= 0) {
-            rc = (int)got;
-            break;
-        }
-        rc = ps_wal_decoder_feed(dec, pos, chunk, (size_t)got, err);
-        pos += (kc_lsn)got;
-        while (rc == 0 && (rc = ps_wal_decoder_next(dec, &rec, err)) == 1) {
-            rc = 0;
-            if (end != 0 && rec.end_lsn > end)
-                goto done;
-            dr_add_record(s, &rec, set->vm);
-        }
-    }
-done:
-    if (rc < 0 && end == 0 && rc == KC_ECORRUPT) {
-        /* Without --end, the first invalid record is taken as the end of the WAL. */
-        fprintf(stderr, "stopped at the end of valid WAL: %s\n", err->message);
-        rc = 0;
-    }
-    free(chunk);
-    ps_wal_decoder_destroy(dec);
-    return rc < 0 ? rc : 0;
-}
-
-static int dr_hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return n < 0 ? (int)n : 0;
 }
 
 /* Parse hex (an even number of digits) into a new buffer; NULL when malformed. */
@@ -312,13 +268,9 @@ static uint8_t *dr_unhex(const char *hex, size_t *len)
     if (n % 2 != 0)
         return NULL;
     out = kc_malloc(n / 2 + 1);
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = dr_hexval(hex[2 * i]), lo = dr_hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(out);
-            return NULL;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
+    if (kc_hex_decode(hex, n / 2, out) != 0) {
+        free(out);
+        return NULL;
     }
     *len = n / 2;
     return out;

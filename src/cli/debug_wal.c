@@ -37,33 +37,7 @@ static const struct kc_config_entry debug_wal_options[] = {
      .min = 1,
      .max = 64 * 1024 * 1024,
      .help = "feed the decoder this many bytes at a time"},
-    {.name = "end",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_wal_settings, end),
-     .default_value = NULL,
-     .help = "stop at this LSN (default: the end of the last segment file)",
-     .metavar = "lsn"},
-    {.name = "segment-size",
-     .type = KC_CONFIG_SIZE,
-     .offset = offsetof(struct debug_wal_settings, seg_size),
-     .default_value = "16MB",
-     .min = 1024 * 1024,
-     .max = 1024 * 1024 * 1024,
-     .help = "WAL segment size of the cluster"},
-    {.name = "start",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_wal_settings, start),
-     .default_value = NULL,
-     .help = "LSN of the first record to decode",
-     .metavar = "lsn",
-     .flags = KC_CONFIG_REQUIRED},
-    {.name = "wal-dir",
-     .type = KC_CONFIG_STRING,
-     .offset = offsetof(struct debug_wal_settings, wal_dir),
-     .default_value = NULL,
-     .help = "directory with the segment files (timeline 1), e.g. a cluster's pg_wal",
-     .metavar = "dir",
-     .flags = KC_CONFIG_REQUIRED},
+    CLI_WAL_FILE_OPTIONS(struct debug_wal_settings, KC_CONFIG_REQUIRED),
 };
 
 static void print_record(const struct ps_wal_record *rec)
@@ -82,69 +56,41 @@ static void print_record(const struct ps_wal_record *rec)
     putchar('\n');
 }
 
-/* Decode everything available; returns records printed or a negative error. */
-static long drain(struct ps_wal_decoder *dec, kc_lsn end, uint8_t *page, struct kc_error *err)
+/* Print a record and restore its images (which exercises decompression and hole filling). */
+static int on_record(void *arg, struct ps_wal_decoder *dec, const struct ps_wal_record *rec,
+                     struct kc_error *err)
 {
-    struct ps_wal_record rec;
-    long count = 0;
-    int rc;
+    uint8_t *page = arg;
 
-    while ((rc = ps_wal_decoder_next(dec, &rec, err)) == 1) {
-        if (end != 0 && rec.end_lsn > end)
-            return count;
-        print_record(&rec);
-        /* Restoring every image exercises decompression and hole filling. */
-        for (int i = 0; i < rec.nblocks; i++)
-            if (rec.blocks[i].has_image && ps_wal_decoder_block_image(dec, i, page, err) != 0)
-                return err->code;
-        count++;
-    }
-    return rc < 0 ? rc : count;
+    print_record(rec);
+    for (int i = 0; i < rec->nblocks; i++)
+        if (rec->blocks[i].has_image && ps_wal_decoder_block_image(dec, i, page, err) != 0)
+            return err->code;
+    return 0;
 }
 
 static int cmd_debug_decode_wal(const struct cli_command *cmd, void *settings, int argc,
                                 char **argv)
 {
     struct debug_wal_settings *s = settings;
-    struct ps_wal_decoder *dec = NULL;
+    struct cli_wal_source src = {
+        .dir = s->wal_dir, .seg_size = (uint32_t)s->seg_size, .chunk = (size_t)s->chunk};
+    uint8_t page[PS_WAL_PAGE_SIZE];
     struct kc_error err;
-    kc_lsn start, end = 0, pos;
-    uint8_t *chunk = NULL, page[PS_WAL_PAGE_SIZE];
-    long total = 0, n;
-    int rc = CLI_EXIT_FAIL;
+    long n;
 
     (void)argc, (void)argv;
-    if (kc_lsn_parse(s->start, &start, &err) != 0 ||
-        (s->end != NULL && kc_lsn_parse(s->end, &end, &err) != 0)) {
+    if (cli_parse_lsn_range(s->start, s->end, &src.start, &src.end, &err) != 0) {
         cli_report_error(cmd, &err);
         return CLI_EXIT_USAGE;
     }
-    if (ps_wal_decoder_create(start, (uint32_t)s->seg_size, 0, &dec, &err) != 0)
-        goto out;
-    chunk = kc_malloc((size_t)s->chunk);
-    for (pos = start; end == 0 || pos < end;) {
-        ssize_t got = cli_read_wal_files(s->wal_dir, (uint32_t)s->seg_size, pos, chunk,
-                                         (size_t)s->chunk, &err);
-        if (got < 0)
-            goto out;
-        if (got == 0)
-            break;
-        if (ps_wal_decoder_feed(dec, pos, chunk, (size_t)got, &err) != 0)
-            goto out;
-        pos += (kc_lsn)got;
-        n = drain(dec, end, page, &err);
-        if (n < 0)
-            goto out;
-        total += n;
-    }
-    fprintf(stderr, "decoded %ld records\n", total);
-    rc = CLI_EXIT_OK;
-out:
-    if (rc != CLI_EXIT_OK)
+    n = cli_decode_wal_files(&src, on_record, page, NULL, &err);
+    if (n < 0) {
         cli_report_error(cmd, &err);
-    free(chunk);
-    ps_wal_decoder_destroy(dec);
-    return rc;
+        return CLI_EXIT_FAIL;
+    }
+    fprintf(stderr, "decoded %ld records\n", n);
+    return CLI_EXIT_OK;
 }
 
 const struct cli_command cli_cmd_debug_decode_wal = {
