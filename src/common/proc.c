@@ -79,21 +79,99 @@ int kc_path_give_to(const char *path, const struct kc_user *user, struct kc_erro
     return 0;
 }
 
-/* In the child: become the user, set up fds and directory. Returns errno on failure. */
-static int kc_child_setup(const struct kc_proc_opts *opts)
-{
-    int fd;
+/*
+ * The child's set-up, between fork and exec. Only async-signal-safe calls
+ * (the parent may have other threads); each step returns 0 or an errno.
+ */
 
-    fd = open("/dev/null", O_RDONLY);
-    if (fd < 0 || dup2(fd, 0) < 0)
+/* Move *fd to a close-on-exec copy above 2, unless it is -1, above 2 or keep. */
+static int kc_child_lift(int *fd, int keep)
+{
+    int high;
+
+    if (*fd < 0 || *fd > 2 || *fd == keep)
+        return 0;
+    high = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    if (high < 0)
         return errno;
+    *fd = high;
+    return 0;
+}
+
+/* Make fd the descriptor target, kept across the exec. */
+static int kc_child_dup(int fd, int target)
+{
+    int flags;
+
+    if (fd != target)
+        return dup2(fd, target) < 0 ? errno : 0;
+    flags = fcntl(fd, F_GETFD);
+    if (flags < 0 || fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+        return errno;
+    return 0;
+}
+
+/* Set up the std streams; *report (the exec-error pipe) may move above 2. */
+static int kc_child_streams(const struct kc_proc_opts *opts, int *report)
+{
+    int in = opts->use_fds ? opts->stdin_fd : -1;
+    int out = opts->use_fds ? opts->stdout_fd : -1;
+    int errfd = opts->use_fds ? opts->stderr_fd : -1;
+    int fd = -1, e;
+
+    /* Nothing we need may sit on 0-2 while they are replaced... */
+    if ((e = kc_child_lift(report, -1)) != 0 || (e = kc_child_lift(&in, 0)) != 0 ||
+        (e = kc_child_lift(&out, 1)) != 0 || (e = kc_child_lift(&errfd, 2)) != 0)
+        return e;
+    /* ...and with 0-2 all open, every open() below lands above 2. */
+    do {
+        fd = open("/dev/null", O_RDWR);
+        if (fd < 0)
+            return errno;
+    } while (fd <= 2);
     close(fd);
-    if (opts->output_path != NULL || opts->quiet) {
-        const char *path = opts->output_path ? opts->output_path : "/dev/null";
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0640);
-        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+
+    if (in < 0) {
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || dup2(fd, 0) < 0)
             return errno;
         close(fd);
+    } else if ((e = kc_child_dup(in, 0)) != 0) {
+        return e;
+    }
+    fd = -1;
+    if ((out < 0 || errfd < 0) && (opts->output_path != NULL || opts->quiet)) {
+        const char *path = opts->output_path ? opts->output_path : "/dev/null";
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd < 0)
+            return errno;
+        out = out < 0 ? fd : out;
+        errfd = errfd < 0 ? fd : errfd;
+    }
+    if ((out >= 0 && (e = kc_child_dup(out, 1)) != 0) ||
+        (errfd >= 0 && (e = kc_child_dup(errfd, 2)) != 0))
+        return e;
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
+/* In the child: signals, std streams, descriptors, user and directory. */
+static int kc_child_setup(const struct kc_proc_opts *opts, int *report)
+{
+    sigset_t none;
+    int e;
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    if ((e = kc_child_streams(opts, report)) != 0)
+        return e;
+    if (opts->close_fds) {
+        /* *report is above 2 now, and close-on-exec. */
+        if (*report > 3)
+            close_range(3, (unsigned)*report - 1, 0);
+        close_range((unsigned)*report + 1, ~0U, 0);
     }
     if (opts->user != NULL && opts->user->switch_to) {
         if (setgroups(0, NULL) != 0 || setgid(opts->user->gid) != 0 || setuid(opts->user->uid) != 0)
@@ -102,6 +180,30 @@ static int kc_child_setup(const struct kc_proc_opts *opts)
     if (opts->cwd != NULL && chdir(opts->cwd) != 0)
         return errno;
     return 0;
+}
+
+/* The forked child: set up, then exec (or run child_main). Never returns. */
+static void __attribute__((noreturn))
+kc_child(char *const argv[], const struct kc_proc_opts *opts, int report)
+{
+    int e = kc_child_setup(opts, &report);
+
+    if (e == 0 && opts->child_main != NULL) {
+        close(report); /* "started", as a successful exec would say */
+        _exit(opts->child_main(opts->child_arg));
+    }
+    if (e == 0) {
+        if (opts->envp != NULL)
+            execvpe(argv[0], argv, opts->envp);
+        else
+            execvp(argv[0], argv);
+        e = errno;
+    }
+    /* Tell the parent why; the pipe closes by itself on a successful exec. */
+    if (write(report, &e, sizeof(e)) < 0) {
+        /* the parent sees a closed pipe and reports an unknown failure */
+    }
+    _exit(127);
 }
 
 int kc_proc_spawn(char *const argv[], const struct kc_proc_opts *opts, pid_t *pid,
@@ -126,31 +228,24 @@ int kc_proc_spawn(char *const argv[], const struct kc_proc_opts *opts, pid_t *pi
         return kc_error_set(err, KC_EIO, "could not fork: %s", strerror(errno));
     }
     if (child == 0) {
-        int e;
         close(pipefd[0]);
-        signal(SIGPIPE, SIG_DFL);
-        e = kc_child_setup(opts);
-        if (e == 0) {
-            execvp(argv[0], argv);
-            e = errno;
-        }
-        /* Tell the parent why; the pipe closes by itself on a successful exec. */
-        if (write(pipefd[1], &e, sizeof(e)) < 0) {
-            /* nothing more we can do */
-        }
-        _exit(127);
+        kc_child(argv, opts, pipefd[1]);
     }
     close(pipefd[1]);
     do {
         n = read(pipefd[0], &child_errno, sizeof(child_errno));
     } while (n < 0 && errno == EINTR);
     close(pipefd[0]);
-    if (n == (ssize_t)sizeof(child_errno)) {
-        waitpid(child, NULL, 0);
+    if (n != 0) {
+        /* A full errno means the child is exiting; otherwise make sure it is. */
+        if (n != (ssize_t)sizeof(child_errno))
+            kill(child, SIGKILL);
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+        }
         kc_error_set(err, KC_EIO, "could not execute \"%s\"%s%s: %s", argv[0],
                      opts->user && opts->user->switch_to ? " as user " : "",
                      opts->user && opts->user->switch_to ? opts->user->name : "",
-                     strerror(child_errno));
+                     n == (ssize_t)sizeof(child_errno) ? strerror(child_errno) : "unknown error");
         return KC_EIO;
     }
     *pid = child;

@@ -19,7 +19,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -551,53 +550,6 @@ static void ps_helper_stop(struct ps_walredo_pool *p, struct ps_helper *h, int w
     ps_set_pid(p, h, 0);
 }
 
-/*
- * In the forked child: put the pipes on fds 0 and 1 and the log on 2, close
- * everything else, become the helper user, enter the scratch directory and
- * exec postgres (or run the test stand-in). Only async-signal-safe calls
- * until the exec. Reports a failure's errno on report_fd and exits 127.
- */
-static void __attribute__((noreturn))
-ps_child(const struct ps_walredo_pool *p, const struct ps_helper *h, int in_fd, int out_fd,
-         int report_fd, char *const argv[], char *const envp[])
-{
-    sigset_t none;
-    int e = 0;
-
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    /*
-     * The pool's descriptors are all >= 3 (it keeps 0-2 open), so these dups
-     * cannot overwrite one another. Then close everything but report_fd,
-     * which is close-on-exec.
-     */
-    if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(p->log_fd, 2) < 0)
-        e = errno;
-    if (e == 0) {
-        if (report_fd > 3)
-            close_range(3, (unsigned)report_fd - 1, 0);
-        close_range((unsigned)report_fd + 1, ~0U, 0);
-    }
-    if (e == 0 && p->user.switch_to &&
-        (setgroups(0, NULL) != 0 || setgid(p->user.gid) != 0 || setuid(p->user.uid) != 0))
-        e = errno;
-    if (e == 0 && chdir(h->dir) != 0)
-        e = errno;
-    if (e == 0 && p->opts.child_main != NULL) {
-        close(report_fd);
-        _exit(p->opts.child_main(p->opts.child_arg));
-    }
-    if (e == 0) {
-        execve(argv[0], argv, envp);
-        e = errno;
-    }
-    if (write(report_fd, &e, sizeof(e)) < 0) {
-        /* the parent sees a closed pipe and reports an unknown failure */
-    }
-    _exit(127);
-}
-
 /* Make the helper's ERROR reply into err, naming the record it failed on. */
 static int ps_error_from_reply(const struct ps_walredo_reply *r, const struct ps_redo_record *recs,
                                size_t nrecs, struct kc_error *err)
@@ -624,10 +576,12 @@ static int ps_exchange(struct ps_walredo_pool *p, struct ps_helper *h, const uin
                        enum ps_fail *why, struct kc_error *err);
 
 /*
- * ps_helper_fork -- fork and exec h's helper with close-on-exec pipes; on
- * success h has a pid and blocking fds. An exec failure comes back through
- * a close-on-exec pipe (so "no such program" is an error here) and leaves
- * nothing running.
+ * ps_helper_fork -- start h's helper (or the test stand-in) through
+ * kc_proc_spawn: the pipes on its stdin and stdout, the log on its stderr,
+ * nothing else open, the helper user, the scratch directory and a fixed
+ * environment. On success h has a pid and blocking fds. An exec failure
+ * comes back through a close-on-exec pipe (so "no such program" is an error
+ * here) and leaves nothing running.
  */
 static int ps_helper_fork(struct ps_walredo_pool *p, struct ps_helper *h, struct kc_error *err)
 {
@@ -648,43 +602,38 @@ static int ps_helper_fork(struct ps_walredo_pool *p, struct ps_helper *h, struct
                     "postgres",
                     NULL};
     char *envp[] = {"KELP_WALREDO=1", "LC_ALL=C", "PATH=/usr/bin:/bin", NULL};
-    int to_child[2], from_child[2] = {-1, -1}, report[2] = {-1, -1}, child_errno = 0;
-    ssize_t n;
+    int to_child[2], from_child[2], rc;
     pid_t pid;
 
     snprintf(sb, sizeof(sb), "shared_buffers=%s", p->shared_buffers);
     if (pipe2(to_child, O_CLOEXEC) != 0)
         return kc_error_set(err, KC_EIO, "could not create pipe: %s", strerror(errno));
-    if (pipe2(from_child, O_CLOEXEC) != 0 || pipe2(report, O_CLOEXEC) != 0) {
+    if (pipe2(from_child, O_CLOEXEC) != 0) {
         int e = errno;
         close(to_child[0]), close(to_child[1]);
-        if (from_child[0] >= 0)
-            close(from_child[0]), close(from_child[1]);
         return kc_error_set(err, KC_EIO, "could not create pipe: %s", strerror(e));
     }
-    pid = fork();
-    if (pid == 0)
-        ps_child(p, h, to_child[0], from_child[1], report[1], argv, envp);
-    close(to_child[0]), close(from_child[1]), close(report[1]);
-    if (pid < 0) {
-        close(to_child[1]), close(from_child[0]), close(report[0]);
-        return kc_error_set(err, KC_EIO, "could not fork a WAL-redo helper: %s", strerror(errno));
+    rc = kc_proc_spawn(argv,
+                       &(struct kc_proc_opts){.user = &p->user,
+                                              .cwd = h->dir,
+                                              .use_fds = true,
+                                              .stdin_fd = to_child[0],
+                                              .stdout_fd = from_child[1],
+                                              .stderr_fd = p->log_fd,
+                                              .envp = envp,
+                                              .close_fds = true,
+                                              .child_main = p->opts.child_main,
+                                              .child_arg = p->opts.child_arg},
+                       &pid, err);
+    close(to_child[0]), close(from_child[1]);
+    if (rc != 0) {
+        close(to_child[1]), close(from_child[0]);
+        return rc;
     }
-    do {
-        n = read(report[0], &child_errno, sizeof(child_errno));
-    } while (n < 0 && errno == EINTR);
-    close(report[0]);
     h->to_fd = to_child[1];
     h->from_fd = from_child[0];
     ps_set_pid(p, h, pid);
     h->served = 0;
-    if (n != 0) {
-        ps_helper_stop(p, h, 0, NULL, 0);
-        return kc_error_set(
-            err, KC_EIO, "could not execute \"%s\"%s%s: %s", p->postgres,
-            p->user.switch_to ? " as user " : "", p->user.switch_to ? p->user.name : "",
-            n == (ssize_t)sizeof(child_errno) ? strerror(child_errno) : "unknown error");
-    }
     return 0;
 }
 
