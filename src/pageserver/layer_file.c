@@ -236,11 +236,12 @@ int ps_layer_corrupt(struct kc_error *err, const char *path, uint64_t off, const
     return KC_ECORRUPT;
 }
 
-void ps_layer_header_encode(const struct ps_layer_desc *d, uint8_t out[PS_LAYER_HEADER_SIZE])
+void ps_layer_header_encode(const struct ps_layer_desc *d, unsigned version,
+                            uint8_t out[PS_LAYER_HEADER_SIZE])
 {
     memset(out, 0, PS_LAYER_HEADER_SIZE);
     kc_store_u32(out + 0, PS_LAYER_MAGIC);
-    kc_store_u16(out + 4, PS_LAYER_VERSION);
+    kc_store_u16(out + 4, (uint16_t)version);
     kc_store_u16(out + 6, PS_LAYER_HEADER_SIZE);
     out[8] = (uint8_t)d->kind;
     /* 9: flags, 10-11: reserved, all zero */
@@ -254,7 +255,8 @@ void ps_layer_header_encode(const struct ps_layer_desc *d, uint8_t out[PS_LAYER_
 }
 
 int ps_layer_header_decode(const uint8_t *data, size_t len, const char *path,
-                           struct ps_layer_desc *out, uint32_t *header_len, struct kc_error *err)
+                           struct ps_layer_desc *out, uint32_t *header_len, unsigned *out_version,
+                           struct kc_error *err)
 {
     struct kc_buf b;
     uint32_t magic, crc, want;
@@ -278,15 +280,16 @@ int ps_layer_header_decode(const uint8_t *data, size_t len, const char *path,
                                 "The header checksum is 0x%08X but the header's bytes give "
                                 "0x%08X.",
                                 crc, want);
-    if (version != PS_LAYER_VERSION) {
+    if (version < PS_LAYER_VERSION_MIN || version > PS_LAYER_VERSION) {
         kc_error_set(err, KC_EVERSION, "layer file \"%s\" has unsupported format version %u", path,
                      version);
-        kc_error_detail(err, "This build reads layer format version %d.", PS_LAYER_VERSION);
+        kc_error_detail(err, "This build reads layer format versions %d to %d.",
+                        PS_LAYER_VERSION_MIN, PS_LAYER_VERSION);
         kc_error_hint(err, "Run a pageserver built for format version %u.", version);
         return KC_EVERSION;
     }
     if (hlen != PS_LAYER_HEADER_SIZE)
-        return ps_layer_corrupt(err, path, 6, "A version 1 header is %d bytes, not %u.",
+        return ps_layer_corrupt(err, path, 6, "A version %u header is %d bytes, not %u.", version,
                                 PS_LAYER_HEADER_SIZE, hlen);
     memset(&d, 0, sizeof(d));
     if (!kc_buf_get_u8(&b, &kind) || !kc_buf_get_u8(&b, &flags) || !kc_buf_get_u16(&b, &reserved) ||
@@ -307,54 +310,83 @@ int ps_layer_header_decode(const uint8_t *data, size_t len, const char *path,
                                 sub.message, sub.detail[0] != '\0' ? ". " : ".", sub.detail);
     *out = d;
     *header_len = hlen;
+    *out_version = version;
     return 0;
 }
 
-void ps_layer_footer_encode(const struct ps_layer_footer *f, uint8_t out[PS_LAYER_FOOTER_SIZE])
+size_t ps_layer_footer_size(unsigned version)
 {
-    memset(out, 0, PS_LAYER_FOOTER_SIZE);
+    switch (version) {
+    case 1: return PS_LAYER_FOOTER_V1;
+    case 2: return PS_LAYER_FOOTER_SIZE;
+    default: return 0;
+    }
+}
+
+/*
+ * Footer layouts. Both start with the same 36 bytes (offsets and counts,
+ * directory CRC); version 2 then has the drop count and CRC. Both end with
+ * version u16, reserved u16, magic u32, CRC-32C u32 of everything before.
+ */
+void ps_layer_footer_encode(const struct ps_layer_footer *f, uint8_t *out)
+{
+    size_t tail = f->version == 1 ? 36 : 44;
+
+    memset(out, 0, tail + 12);
     kc_store_u64(out + 0, f->index_off);
     kc_store_u64(out + 8, f->dir_off);
     kc_store_u64(out + 16, f->nvalues);
     kc_store_u32(out + 24, f->nblocks);
     kc_store_u32(out + 28, f->max_value_len);
     kc_store_u32(out + 32, f->dir_crc);
-    kc_store_u16(out + 36, PS_LAYER_VERSION);
-    /* 38-39: reserved, zero */
-    kc_store_u32(out + 40, PS_LAYER_FOOTER_MAGIC);
-    kc_store_u32(out + 44, kc_crc32c(0, out, 44));
+    if (f->version != 1) {
+        kc_store_u32(out + 36, f->ndrops);
+        kc_store_u32(out + 40, f->drops_crc);
+    }
+    kc_store_u16(out + tail, f->version);
+    /* tail + 2: reserved, zero */
+    kc_store_u32(out + tail + 4, PS_LAYER_FOOTER_MAGIC);
+    kc_store_u32(out + tail + 8, kc_crc32c(0, out, tail + 8));
 }
 
-int ps_layer_footer_decode(const uint8_t *data, const char *path, uint64_t off,
+int ps_layer_footer_decode(const uint8_t *data, unsigned version, const char *path, uint64_t off,
                            struct ps_layer_footer *out, struct kc_error *err)
 {
+    size_t size = ps_layer_footer_size(version), tail = size - 12;
     struct kc_buf b;
     struct ps_layer_footer f;
-    uint16_t version, reserved;
-    uint32_t magic, crc, want = kc_crc32c(0, data, 44);
+    uint16_t fversion, reserved;
+    uint32_t magic, crc, want;
 
-    kc_buf_init(&b, data, PS_LAYER_FOOTER_SIZE);
+    if (size == 0)
+        return ps_layer_corrupt(err, path, off, "There is no footer layout for version %u.",
+                                version);
+    want = kc_crc32c(0, data, tail + 8);
+    memset(&f, 0, sizeof(f));
+    kc_buf_init(&b, data, size);
     if (!kc_buf_get_u64(&b, &f.index_off) || !kc_buf_get_u64(&b, &f.dir_off) ||
         !kc_buf_get_u64(&b, &f.nvalues) || !kc_buf_get_u32(&b, &f.nblocks) ||
         !kc_buf_get_u32(&b, &f.max_value_len) || !kc_buf_get_u32(&b, &f.dir_crc) ||
-        !kc_buf_get_u16(&b, &version) || !kc_buf_get_u16(&b, &reserved) ||
+        (version >= 2 && (!kc_buf_get_u32(&b, &f.ndrops) || !kc_buf_get_u32(&b, &f.drops_crc))) ||
+        !kc_buf_get_u16(&b, &fversion) || !kc_buf_get_u16(&b, &reserved) ||
         !kc_buf_get_u32(&b, &magic) || !kc_buf_get_u32(&b, &crc))
         return ps_layer_corrupt(err, path, off, "The footer is truncated.");
     if (magic != PS_LAYER_FOOTER_MAGIC)
-        return ps_layer_corrupt(err, path, off + 40,
+        return ps_layer_corrupt(err, path, off + tail + 4,
                                 "The footer magic number is 0x%08X, not 0x%08X; the file may "
                                 "be truncated.",
                                 magic, PS_LAYER_FOOTER_MAGIC);
     if (crc != want)
-        return ps_layer_corrupt(err, path, off + 44,
+        return ps_layer_corrupt(err, path, off + tail + 8,
                                 "The footer checksum is 0x%08X but the footer's bytes give "
                                 "0x%08X.",
                                 crc, want);
-    if (version != PS_LAYER_VERSION || reserved != 0)
-        return ps_layer_corrupt(err, path, off + 36,
+    if (fversion != version || reserved != 0)
+        return ps_layer_corrupt(err, path, off + tail,
                                 "The footer says version %u (reserved 0x%04X) but the header "
-                                "says version %d.",
-                                version, reserved, PS_LAYER_VERSION);
+                                "says version %u.",
+                                fversion, reserved, version);
+    f.version = fversion;
     *out = f;
     return 0;
 }
@@ -430,5 +462,49 @@ int ps_layer_entry_decode(struct kc_buf *b, const char *path, uint64_t off,
         return ps_layer_corrupt(err, path, off,
                                 "The index entry stores %u bytes for a %s value of %u bytes.",
                                 e->stored_len, e->compressed ? "compressed" : "plain", e->len);
+    return 0;
+}
+
+void ps_layer_drop_encode(const struct ps_drop *d, uint8_t out[PS_LAYER_DROP_SIZE])
+{
+    memcpy(out + 0, d->start.b, PS_KEY_LEN);
+    memcpy(out + 18, d->end.b, PS_KEY_LEN);
+    kc_store_u64(out + 36, d->lsn);
+}
+
+void ps_layer_drop_decode(const uint8_t in[PS_LAYER_DROP_SIZE], struct ps_drop *d)
+{
+    memcpy(d->start.b, in + 0, PS_KEY_LEN);
+    memcpy(d->end.b, in + 18, PS_KEY_LEN);
+    d->lsn = kc_load_u64(in + 36);
+}
+
+int ps_layer_drop_check(const struct ps_layer_desc *d, const struct ps_drop *drop,
+                        struct kc_error *err)
+{
+    char a[PS_KEY_STRLEN], b[PS_KEY_STRLEN], l[KC_LSN_STRLEN];
+
+    if (d->kind != PS_LAYER_DELTA)
+        return kc_error_set(err, KC_EINVAL, "an image layer cannot hold range drops");
+    if (ps_key_cmp(&drop->start, &drop->end) >= 0) {
+        kc_error_set(err, KC_EINVAL, "empty key range to drop");
+        kc_error_detail(err, "The start key %s is not below the end key %s.",
+                        ps_key_format(&drop->start, a), ps_key_format(&drop->end, b));
+        return KC_EINVAL;
+    }
+    if (ps_key_cmp(&drop->start, &d->key_start) < 0 || ps_key_cmp(&drop->end, &d->key_end) > 0) {
+        kc_error_set(err, KC_EINVAL, "drop of keys %s to %s is outside the layer",
+                     ps_key_format(&drop->start, a), ps_key_format(&drop->end, b));
+        kc_error_detail(err, "The layer covers keys %s to %s (exclusive).",
+                        ps_key_format(&d->key_start, a), ps_key_format(&d->key_end, b));
+        return KC_EINVAL;
+    }
+    if (drop->lsn < d->lsn_start || drop->lsn >= d->lsn_end) {
+        kc_error_set(err, KC_EINVAL, "drop at LSN %s is outside the layer",
+                     kc_lsn_format(drop->lsn, l));
+        kc_error_detail(err, "The layer covers LSNs %016" PRIX64 " to %016" PRIX64 " (exclusive).",
+                        d->lsn_start, d->lsn_end);
+        return KC_EINVAL;
+    }
     return 0;
 }

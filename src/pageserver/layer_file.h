@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * layer_file.h -- the layer file format (version 1): what a layer describes,
- * its file name, and the byte layout shared by layer_writer.c and
+ * layer_file.h -- the layer file format (versions 1 and 2): what a layer
+ * describes, its file name, and the byte layout shared by layer_writer.c and
  * layer_reader.c. docs/pageserver-layer-format.md is the full specification.
  *
  * A layer is an immutable file holding, for one timeline, the values of the
  * keys in [key_start, key_end) over LSNs in [lsn_start, lsn_end):
  *
- *   delta layer   every value written at an LSN in the range, per key
+ *   delta layer   every value written at an LSN in the range, per key, and
+ *                 (version 2) every range drop made in the range
  *   image layer   one image per key at a single LSN (lsn_end = lsn_start + 1);
  *                 a key in the range but absent from the file does not exist
  *                 at that LSN
@@ -21,11 +22,18 @@
  *               helps; each block's CRC-32C is in the directory
  *   directory   one 62-byte entry per index block: first (key, lsn), where
  *               its values and its index bytes are, its CRC-32C
- *   footer      48 bytes at the end: where the index and directory are,
- *               counts, the directory's CRC-32C, magic, version, CRC-32C
+ *   drops       version 2 only: one 44-byte entry per range drop (start
+ *               key, end key, LSN) in LSN order; CRC-32C in the footer
+ *   footer      at the end (48 bytes in version 1, 56 in version 2): where
+ *               the index and directory are, counts, the directory's and
+ *               the drops' CRC-32C, magic, version, CRC-32C
+ *
+ * Writers write version 2; readers read both. A version-1 file is a
+ * version-2 file without drops, in the older footer layout.
  *
  * A reader keeps the directory in memory (62 bytes per index block, under
- * half a byte per value) and reads one index block and one value per lookup.
+ * half a byte per value), and the drops (they are few), and reads one index
+ * block and one value per lookup.
  */
 #ifndef PS_LAYER_FILE_H
 #define PS_LAYER_FILE_H
@@ -39,6 +47,7 @@
 #include "common/id.h"
 #include "common/lsn.h"
 #include "pageserver/key.h"
+#include "pageserver/memlayer.h" /* struct ps_drop */
 #include "pageserver/value.h"
 
 enum ps_layer_kind {
@@ -120,16 +129,21 @@ int ps_layer_remove_temp_files(const char *dir, unsigned *removed,
 
 #define PS_LAYER_MAGIC        0x4B4C5952u /* "KLYR", header bytes 0-3 */
 #define PS_LAYER_FOOTER_MAGIC 0x4B4C5946u /* "KLYF", footer bytes 40-43 */
-#define PS_LAYER_VERSION      1
-#define PS_LAYER_HEADER_SIZE  100  /* version 1 */
-#define PS_LAYER_HEADER_MAX   4096 /* longest header_len any version may use */
-#define PS_LAYER_FOOTER_SIZE  48   /* version 1 */
-#define PS_LAYER_DIRENT_SIZE  62   /* one directory entry */
-#define PS_LAYER_ENTRY_SIZE   40   /* one index entry */
+#define PS_LAYER_VERSION      2           /* what writers write */
+#define PS_LAYER_VERSION_MIN  1           /* the oldest version readers read */
+#define PS_LAYER_HEADER_SIZE  100         /* versions 1 and 2 */
+#define PS_LAYER_HEADER_MAX   4096        /* longest header_len any version may use */
+#define PS_LAYER_FOOTER_SIZE  56          /* version 2 (PS_LAYER_VERSION) */
+#define PS_LAYER_FOOTER_V1    48          /* version 1 */
+#define PS_LAYER_FOOTER_MAX   56          /* the longest footer of any version read */
+#define PS_LAYER_DIRENT_SIZE  62          /* one directory entry */
+#define PS_LAYER_ENTRY_SIZE   40          /* one index entry */
+#define PS_LAYER_DROP_SIZE    44          /* one drop entry (version 2) */
 
 #define PS_LAYER_BLOCK_ENTRIES_DEFAULT 128     /* index entries per block the writer uses */
 #define PS_LAYER_BLOCK_MAX_ENTRIES     1024    /* most index entries in a block */
 #define PS_LAYER_MAX_BLOCKS            1048576 /* most index blocks in a layer */
+#define PS_LAYER_MAX_DROPS             1048576 /* most drops in a layer (version 2) */
 
 /* Flags of an index entry. */
 #define PS_LAYER_ENTRY_WILL_INIT 0x01u /* the value needs nothing older */
@@ -145,6 +159,9 @@ struct ps_layer_footer {
     uint32_t nblocks;       /* index blocks = directory entries */
     uint32_t max_value_len; /* largest value len in the layer */
     uint32_t dir_crc;       /* CRC-32C of the directory */
+    uint32_t ndrops;        /* drop entries after the directory (0 in version 1) */
+    uint32_t drops_crc;     /* CRC-32C of the drop entries (0 when there are none) */
+    uint16_t version;       /* the format version, which fixes the footer's layout */
 };
 
 /* One directory entry: an index block and the values it indexes. */
@@ -182,32 +199,54 @@ struct ps_layer_entry {
 int ps_layer_corrupt(struct kc_error *err, const char *path, uint64_t off, const char *fmt, ...)
     KC_PRINTF(4, 5);
 
-/* Encode d as a version-1 header (checksum included). d must be valid. */
-void ps_layer_header_encode(const struct ps_layer_desc *d, uint8_t out[PS_LAYER_HEADER_SIZE]);
+/* Encode d as a header of version (1 or 2; checksum included). d must be valid. */
+void ps_layer_header_encode(const struct ps_layer_desc *d, unsigned version,
+                            uint8_t out[PS_LAYER_HEADER_SIZE]);
 
 /*
  * ps_layer_header_decode -- decode the header at the start of data[0..len)
  * (the first min(file size, PS_LAYER_HEADER_MAX) bytes of the file at path,
  * named in errors). Checks, in order: magic, header length, checksum, then
  * the version (KC_EVERSION: the checksum passed, so it is not a bit flip),
- * then every field. Sets *out and *header_len. Returns 0, KC_ECORRUPT or
- * KC_EVERSION with err filled.
+ * then every field. Sets *out, *header_len and *version (PS_LAYER_VERSION_MIN
+ * to PS_LAYER_VERSION). Returns 0, KC_ECORRUPT or KC_EVERSION with err filled.
  */
 int ps_layer_header_decode(const uint8_t *data, size_t len, const char *path,
-                           struct ps_layer_desc *out, uint32_t *header_len,
+                           struct ps_layer_desc *out, uint32_t *header_len, unsigned *version,
                            struct kc_error *err) KC_MUSTCHECK;
 
-/* Encode f as a version-1 footer (checksum included). */
-void ps_layer_footer_encode(const struct ps_layer_footer *f, uint8_t out[PS_LAYER_FOOTER_SIZE]);
+/* Bytes of the footer of a version (PS_LAYER_FOOTER_V1 or PS_LAYER_FOOTER_SIZE); 0 if unknown. */
+size_t ps_layer_footer_size(unsigned version);
 
 /*
- * ps_layer_footer_decode -- decode the PS_LAYER_FOOTER_SIZE bytes at data,
- * read from offset off of the file at path. Checks magic, checksum and
- * version; the caller checks the offsets against the file. Returns 0 or
- * KC_ECORRUPT with err filled.
+ * ps_layer_footer_encode -- encode f in the layout of f->version (1 or 2),
+ * checksum included, into out (ps_layer_footer_size(f->version) bytes). A
+ * version-1 footer has no drop fields: f->ndrops and f->drops_crc must be 0.
  */
-int ps_layer_footer_decode(const uint8_t *data, const char *path, uint64_t off,
+void ps_layer_footer_encode(const struct ps_layer_footer *f, uint8_t *out);
+
+/*
+ * ps_layer_footer_decode -- decode the ps_layer_footer_size(version) bytes at
+ * data, read from offset off of the file at path, whose header says version.
+ * Checks magic, checksum and that the footer repeats the version; the
+ * caller checks the offsets against the file. Returns 0 or KC_ECORRUPT with
+ * err filled.
+ */
+int ps_layer_footer_decode(const uint8_t *data, unsigned version, const char *path, uint64_t off,
                            struct ps_layer_footer *out, struct kc_error *err) KC_MUSTCHECK;
+
+/* Encode / decode one drop entry (start key, end key, LSN; no validation). */
+void ps_layer_drop_encode(const struct ps_drop *d, uint8_t out[PS_LAYER_DROP_SIZE]);
+void ps_layer_drop_decode(const uint8_t in[PS_LAYER_DROP_SIZE], struct ps_drop *d);
+
+/*
+ * ps_layer_drop_check -- 0 when drop may be stored in the layer d: d is a
+ * delta layer, drop->start < drop->end, the key range lies inside d's, and
+ * drop->lsn inside d's LSN range. KC_EINVAL with err naming the problem
+ * otherwise. (Order between drops is the caller's check.)
+ */
+int ps_layer_drop_check(const struct ps_layer_desc *d, const struct ps_drop *drop,
+                        struct kc_error *err) KC_MUSTCHECK;
 
 /* Encode / decode one directory entry (no validation beyond the layout). */
 void ps_layer_dirent_encode(const struct ps_layer_block *b, uint8_t out[PS_LAYER_DIRENT_SIZE]);

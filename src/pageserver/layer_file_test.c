@@ -205,46 +205,64 @@ KT_TEST(layer_header_layout_and_checks)
     struct ps_layer_desc d, p;
     uint8_t h[PS_LAYER_HEADER_SIZE], c[PS_LAYER_HEADER_SIZE];
     uint32_t hlen = 0;
+    unsigned version = 0;
     struct kc_error err;
 
     ps_layer_desc_delta(&d, &kt_tenant, &kt_timeline, &a, &b, 0x100, 0x200);
-    ps_layer_header_encode(&d, h);
+    ps_layer_header_encode(&d, PS_LAYER_VERSION, h);
     KT_ASSERT_EQ(kc_load_u32(h), PS_LAYER_MAGIC);
-    KT_ASSERT_MEM_EQ(h, "KLYR\x00\x01\x00\x64\x01", 9);
+    KT_ASSERT_MEM_EQ(h, "KLYR\x00\x02\x00\x64\x01", 9);
     KT_ASSERT_MEM_EQ(h + 12, kt_tenant.b, 16);
     KT_ASSERT_EQ(kc_load_u64(h + 88), 0x200);
-    KT_ASSERT_EQ(ps_layer_header_decode(h, sizeof(h), "f", &p, &hlen, &err), 0);
+    KT_ASSERT_EQ(ps_layer_header_decode(h, sizeof(h), "f", &p, &hlen, &version, &err), 0);
     KT_ASSERT_EQ(hlen, PS_LAYER_HEADER_SIZE);
+    KT_ASSERT_EQ(version, 2);
     KT_ASSERT(memcmp(&p.key_start, &a, sizeof(a)) == 0 && p.lsn_end == 0x200);
     KT_ASSERT(kc_id_equal(&p.timeline, &kt_timeline));
+    /* Version 1 headers have the same layout and still decode. */
+    ps_layer_header_encode(&d, 1, c);
+    KT_ASSERT_MEM_EQ(c, "KLYR\x00\x01\x00\x64\x01", 9);
+    KT_ASSERT_MEM_EQ(c + 8, h + 8, 88);
+    KT_ASSERT_EQ(ps_layer_header_decode(c, sizeof(c), "f", &p, &hlen, &version, &err), 0);
+    KT_ASSERT_EQ(version, 1);
     /* Every short prefix, every bit flip: corrupt. */
     for (size_t n = 0; n < sizeof(h); n++)
-        KT_ASSERT_EQ(ps_layer_header_decode(h, n, "f", &p, &hlen, NULL), KC_ECORRUPT);
+        KT_ASSERT_EQ(ps_layer_header_decode(h, n, "f", &p, &hlen, &version, NULL), KC_ECORRUPT);
     for (size_t i = 0; i < sizeof(h) * 8; i++) {
         memcpy(c, h, sizeof(h));
         c[i / 8] ^= (uint8_t)(1u << (i % 8));
-        KT_ASSERT_EQ(ps_layer_header_decode(c, sizeof(c), "f", &p, &hlen, NULL), KC_ECORRUPT);
+        KT_ASSERT_EQ(ps_layer_header_decode(c, sizeof(c), "f", &p, &hlen, &version, NULL),
+                     KC_ECORRUPT);
     }
     /* A newer version with a valid checksum, even with a longer header: EVERSION. */
     {
         uint8_t big[200];
         memset(big, 0, sizeof(big));
         memcpy(big, h, 96);
-        kc_store_u16(big + 4, 2);
+        kc_store_u16(big + 4, 3);
         kc_store_u16(big + 6, 200);
         kc_store_u32(big + 196, kc_crc32c(0, big, 196));
-        KT_ASSERT_EQ(ps_layer_header_decode(big, sizeof(big), "dir/f", &p, &hlen, &err),
+        KT_ASSERT_EQ(ps_layer_header_decode(big, sizeof(big), "dir/f", &p, &hlen, &version, &err),
                      KC_EVERSION);
-        KT_ASSERT_CONTAINS(err.message, "unsupported format version 2");
+        KT_ASSERT_CONTAINS(err.message, "unsupported format version 3");
         KT_ASSERT_CONTAINS(err.message, "dir/f");
-        /* Version 1 must be exactly 100 bytes. */
-        kc_store_u16(big + 4, 1);
+        KT_ASSERT_CONTAINS(err.detail, "versions 1 to 2");
+        /* Version 0 is not a version either. */
+        kc_store_u16(big + 4, 0);
         kc_store_u32(big + 196, kc_crc32c(0, big, 196));
-        KT_ASSERT_EQ(ps_layer_header_decode(big, sizeof(big), "f", &p, &hlen, &err), KC_ECORRUPT);
+        KT_ASSERT_EQ(ps_layer_header_decode(big, sizeof(big), "f", &p, &hlen, &version, &err),
+                     KC_EVERSION);
+        /* Versions 1 and 2 must be exactly 100 bytes. */
+        for (uint16_t v = 1; v <= 2; v++) {
+            kc_store_u16(big + 4, v);
+            kc_store_u32(big + 196, kc_crc32c(0, big, 196));
+            KT_ASSERT_EQ(ps_layer_header_decode(big, sizeof(big), "f", &p, &hlen, &version, &err),
+                         KC_ECORRUPT);
+        }
     }
     memcpy(c, h, sizeof(h));
     c[0] = 'X';
-    KT_ASSERT_EQ(ps_layer_header_decode(c, sizeof(c), "f", &p, &hlen, &err), KC_ECORRUPT);
+    KT_ASSERT_EQ(ps_layer_header_decode(c, sizeof(c), "f", &p, &hlen, &version, &err), KC_ECORRUPT);
     KT_ASSERT_CONTAINS(err.message, "corrupt layer file \"f\" at offset 0");
     KT_ASSERT_CONTAINS(err.detail, "magic");
     KT_ASSERT(err.hint[0] != '\0');
@@ -252,21 +270,83 @@ KT_TEST(layer_header_layout_and_checks)
 
 KT_TEST(layer_footer_layout_and_checks)
 {
-    struct ps_layer_footer f = {1000, 2000, 77, 3, 8192, 0xDEADBEEF}, g;
-    uint8_t b[PS_LAYER_FOOTER_SIZE], c[PS_LAYER_FOOTER_SIZE];
+    struct ps_layer_footer f = {1000, 2000, 77, 3, 8192, 0xDEADBEEF, 5, 0x0BADCAFE, 2}, g;
+    uint8_t b[PS_LAYER_FOOTER_MAX] = {0}, c[PS_LAYER_FOOTER_MAX] = {0};
     struct kc_error err;
 
-    ps_layer_footer_encode(&f, b);
-    KT_ASSERT_MEM_EQ(b + 40, "KLYF", 4);
-    KT_ASSERT_EQ(ps_layer_footer_decode(b, "f", 5000, &g, &err), 0);
-    KT_ASSERT(g.index_off == 1000 && g.dir_off == 2000 && g.nvalues == 77 && g.nblocks == 3);
-    KT_ASSERT(g.max_value_len == 8192 && g.dir_crc == 0xDEADBEEF);
-    for (size_t i = 0; i < sizeof(b) * 8; i++) {
-        memcpy(c, b, sizeof(b));
-        c[i / 8] ^= (uint8_t)(1u << (i % 8));
-        KT_ASSERT_EQ(ps_layer_footer_decode(c, "f", 5000, &g, &err), KC_ECORRUPT);
-        KT_ASSERT_CONTAINS(err.message, "at offset 50");
+    KT_ASSERT_EQ(ps_layer_footer_size(1), 48);
+    KT_ASSERT_EQ(ps_layer_footer_size(2), 56);
+    KT_ASSERT_EQ(ps_layer_footer_size(3), 0);
+    KT_ASSERT_EQ(ps_layer_footer_size(PS_LAYER_VERSION), PS_LAYER_FOOTER_SIZE);
+    for (unsigned version = 1; version <= 2; version++) {
+        size_t size = ps_layer_footer_size(version);
+        f.version = (uint16_t)version;
+        f.ndrops = version == 1 ? 0 : 5;
+        f.drops_crc = version == 1 ? 0 : 0x0BADCAFE;
+        ps_layer_footer_encode(&f, b);
+        KT_ASSERT_MEM_EQ(b + size - 8, "KLYF", 4);
+        KT_ASSERT_EQ(kc_load_u16(b + size - 12), version);
+        KT_ASSERT_EQ(ps_layer_footer_decode(b, version, "f", 5000, &g, &err), 0);
+        KT_ASSERT(g.index_off == 1000 && g.dir_off == 2000 && g.nvalues == 77 && g.nblocks == 3);
+        KT_ASSERT(g.max_value_len == 8192 && g.dir_crc == 0xDEADBEEF);
+        KT_ASSERT_EQ(g.version, version);
+        KT_ASSERT_EQ(g.ndrops, f.ndrops);
+        KT_ASSERT_UEQ(g.drops_crc, f.drops_crc);
+        for (size_t i = 0; i < size * 8; i++) {
+            memcpy(c, b, size);
+            c[i / 8] ^= (uint8_t)(1u << (i % 8));
+            KT_ASSERT_EQ(ps_layer_footer_decode(c, version, "f", 5000, &g, &err), KC_ECORRUPT);
+            KT_ASSERT_CONTAINS(err.message, "at offset 50");
+        }
+        /* Read as the other version: the magic or the version does not match. */
+        KT_ASSERT_EQ(ps_layer_footer_decode(b, 3 - version, "f", 5000, &g, &err), KC_ECORRUPT);
+        KT_ASSERT_EQ(ps_layer_footer_decode(b, 9, "f", 5000, &g, &err), KC_ECORRUPT);
     }
+}
+
+KT_TEST(layer_drop_entry_layout_and_checks)
+{
+    struct ps_key k0 = ps_key_rel_block(1663, 5, 16384, 0, 0);
+    struct ps_key k1 = ps_key_rel_size(1663, 5, 16384, 0);
+    struct ps_key lo = ps_key_rel_block(1663, 5, 0, 0, 0), hi = ps_key_rel_block(1663, 6, 0, 0, 0);
+    struct ps_drop d = {k0, k1, 0x1234}, g;
+    uint8_t buf[PS_LAYER_DROP_SIZE];
+    struct ps_layer_desc delta, image;
+    struct kc_error err;
+
+    ps_layer_drop_encode(&d, buf);
+    KT_ASSERT_MEM_EQ(buf, k0.b, PS_KEY_LEN);
+    KT_ASSERT_MEM_EQ(buf + 18, k1.b, PS_KEY_LEN);
+    KT_ASSERT_EQ(kc_load_u64(buf + 36), 0x1234);
+    ps_layer_drop_decode(buf, &g);
+    KT_ASSERT(ps_key_eq(&g.start, &k0) && ps_key_eq(&g.end, &k1) && g.lsn == 0x1234);
+
+    ps_layer_desc_delta(&delta, &kt_tenant, &kt_timeline, &lo, &hi, 0x1000, 0x2000);
+    ps_layer_desc_image(&image, &kt_tenant, &kt_timeline, &lo, &hi, 0x1234);
+    KT_ASSERT_EQ(ps_layer_drop_check(&delta, &d, &err), 0);
+    KT_ASSERT_EQ(ps_layer_drop_check(&image, &d, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "image layer");
+    g = d;
+    g.end = g.start; /* empty */
+    KT_ASSERT_EQ(ps_layer_drop_check(&delta, &g, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "empty key range");
+    g = d;
+    g.end = ps_key_max(); /* past the layer's keys */
+    KT_ASSERT_EQ(ps_layer_drop_check(&delta, &g, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "outside the layer");
+    g = d;
+    g.start = ps_key_min();
+    KT_ASSERT_EQ(ps_layer_drop_check(&delta, &g, &err), KC_EINVAL);
+    g = d;
+    g.lsn = 0x2000; /* the end LSN is exclusive */
+    KT_ASSERT_EQ(ps_layer_drop_check(&delta, &g, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "LSN 0/2000");
+    g.lsn = 0xFFF;
+    KT_ASSERT_EQ(ps_layer_drop_check(&delta, &g, &err), KC_EINVAL);
+    g.lsn = 0x1000;
+    g.start = lo;
+    g.end = hi; /* the whole layer, at its first LSN */
+    KT_ASSERT_EQ(ps_layer_drop_check(&delta, &g, &err), 0);
 }
 
 KT_TEST(layer_index_entry_layout_and_checks)

@@ -22,10 +22,12 @@ struct ps_layer_reader {
     int fd;                        /* read-only, owned */
     uint64_t size;                 /* file size at open */
     struct ps_layer_desc desc;     /* from the header */
+    unsigned version;              /* format version, from the header */
     uint32_t header_len;           /* bytes of the header = offset of the data */
     struct ps_layer_footer foot;   /* from the footer */
     struct ps_layer_block *blocks; /* the directory: foot.nblocks entries, validated */
     uint32_t max_block_entries;    /* largest nentries of any block */
+    struct ps_drop *drops;         /* foot.ndrops drops in LSN order, validated */
 };
 
 enum ps_iter_mode {
@@ -84,7 +86,7 @@ static int ps_pread_exact(int fd, const char *path, void *buf, size_t n, uint64_
 static int ps_check_footer(const struct ps_layer_reader *r, struct kc_error *err)
 {
     const struct ps_layer_footer *f = &r->foot;
-    uint64_t foot_off = r->size - PS_LAYER_FOOTER_SIZE;
+    uint64_t foot_off = r->size - ps_layer_footer_size(r->version);
     const char *p = r->path;
 
     if (f->index_off < r->header_len || f->index_off > f->dir_off || f->dir_off > foot_off)
@@ -94,12 +96,18 @@ static int ps_check_footer(const struct ps_layer_reader *r, struct kc_error *err
                                 ", which do not fit between the header (%u bytes) and the "
                                 "footer at %" PRIu64 ".",
                                 f->index_off, f->dir_off, r->header_len, foot_off);
+    if (f->ndrops > PS_LAYER_MAX_DROPS || (f->ndrops > 0 && r->desc.kind != PS_LAYER_DELTA) ||
+        (f->ndrops == 0 && f->drops_crc != 0))
+        return ps_layer_corrupt(
+            err, p, foot_off + 36, "The footer counts %u drops (checksum 0x%08X) in a%s layer.",
+            f->ndrops, f->drops_crc, r->desc.kind == PS_LAYER_DELTA ? " delta" : "n image");
     if (f->nblocks > PS_LAYER_MAX_BLOCKS ||
-        (uint64_t)f->nblocks * PS_LAYER_DIRENT_SIZE != foot_off - f->dir_off)
+        (uint64_t)f->nblocks * PS_LAYER_DIRENT_SIZE + (uint64_t)f->ndrops * PS_LAYER_DROP_SIZE !=
+            foot_off - f->dir_off)
         return ps_layer_corrupt(err, p, foot_off + 24,
-                                "The footer counts %u index blocks, but the directory has %" PRIu64
-                                " bytes.",
-                                f->nblocks, foot_off - f->dir_off);
+                                "The footer counts %u index blocks and %u drops, but the "
+                                "directory and drops have %" PRIu64 " bytes.",
+                                f->nblocks, f->ndrops, foot_off - f->dir_off);
     if (f->max_value_len > PS_VALUE_MAX_LEN)
         return ps_layer_corrupt(err, p, foot_off + 28,
                                 "The largest value length %u exceeds the limit %u.",
@@ -212,6 +220,45 @@ static int ps_load_directory(struct ps_layer_reader *r, struct kc_error *err)
     return 0;
 }
 
+/* Read, checksum and validate the drop entries (after the directory) into r->drops. */
+static int ps_load_drops(struct ps_layer_reader *r, struct kc_error *err)
+{
+    const struct ps_layer_footer *f = &r->foot;
+    uint64_t off = f->dir_off + (uint64_t)f->nblocks * PS_LAYER_DIRENT_SIZE;
+    size_t len = (size_t)f->ndrops * PS_LAYER_DROP_SIZE;
+    struct kc_error sub;
+    uint8_t *raw;
+    uint32_t crc;
+    int rc;
+
+    if (f->ndrops == 0)
+        return 0;
+    raw = kc_try_malloc(len);
+    r->drops = kc_try_malloc((size_t)f->ndrops * sizeof(*r->drops));
+    if (raw == NULL || r->drops == NULL) {
+        free(raw);
+        return kc_error_set(err, KC_ENOMEM, "out of memory for the drops of layer file \"%s\"",
+                            r->path);
+    }
+    rc = ps_pread_exact(r->fd, r->path, raw, len, off, NULL, err);
+    crc = rc == 0 ? kc_crc32c(0, raw, len) : 0;
+    if (rc == 0 && crc != f->drops_crc)
+        rc = ps_layer_corrupt(err, r->path, off,
+                              "The drops' checksum is 0x%08X but their bytes give 0x%08X.",
+                              f->drops_crc, crc);
+    for (uint32_t i = 0; i < f->ndrops && rc == 0; i++) {
+        struct ps_drop *d = &r->drops[i];
+        uint64_t at = off + (uint64_t)i * PS_LAYER_DROP_SIZE;
+        ps_layer_drop_decode(raw + (size_t)i * PS_LAYER_DROP_SIZE, d);
+        if (ps_layer_drop_check(&r->desc, d, &sub) != 0)
+            rc = ps_layer_corrupt(err, r->path, at, "Drop %u is invalid: %s.", i, sub.message);
+        else if (i > 0 && d[-1].lsn > d->lsn)
+            rc = ps_layer_corrupt(err, r->path, at, "Drop %u is older than drop %u.", i, i - 1);
+    }
+    free(raw);
+    return rc;
+}
+
 /* When the file's base name is a layer name, it must describe the header's layer. */
 static int ps_check_name(const struct ps_layer_reader *r, struct kc_error *err)
 {
@@ -235,22 +282,25 @@ static int ps_check_name(const struct ps_layer_reader *r, struct kc_error *err)
 /* Header, footer, directory and name; r->fd and r->size are set. */
 static int ps_open_validate(struct ps_layer_reader *r, struct kc_error *err)
 {
-    uint8_t head[PS_LAYER_HEADER_MAX], foot[PS_LAYER_FOOTER_SIZE];
-    size_t hlen = r->size < sizeof(head) ? (size_t)r->size : sizeof(head);
+    uint8_t head[PS_LAYER_HEADER_MAX], foot[PS_LAYER_FOOTER_MAX];
+    size_t hlen = r->size < sizeof(head) ? (size_t)r->size : sizeof(head), flen;
     int rc;
 
     if ((rc = ps_pread_exact(r->fd, r->path, head, hlen, 0, NULL, err)) != 0 ||
-        (rc = ps_layer_header_decode(head, hlen, r->path, &r->desc, &r->header_len, err)) != 0)
+        (rc = ps_layer_header_decode(head, hlen, r->path, &r->desc, &r->header_len, &r->version,
+                                     err)) != 0)
         return rc;
-    if (r->size < (uint64_t)r->header_len + PS_LAYER_FOOTER_SIZE)
+    flen = ps_layer_footer_size(r->version);
+    if (r->size < (uint64_t)r->header_len + flen)
         return ps_layer_corrupt(err, r->path, r->size,
                                 "The file has %" PRIu64 " bytes, too few for a header and a "
                                 "footer.",
                                 r->size);
-    if ((rc = ps_pread_exact(r->fd, r->path, foot, sizeof(foot), r->size - sizeof(foot), NULL,
-                             err)) != 0 ||
-        (rc = ps_layer_footer_decode(foot, r->path, r->size - sizeof(foot), &r->foot, err)) != 0 ||
-        (rc = ps_check_footer(r, err)) != 0 || (rc = ps_load_directory(r, err)) != 0)
+    if ((rc = ps_pread_exact(r->fd, r->path, foot, flen, r->size - flen, NULL, err)) != 0)
+        return rc;
+    rc = ps_layer_footer_decode(foot, r->version, r->path, r->size - flen, &r->foot, err);
+    if (rc != 0 || (rc = ps_check_footer(r, err)) != 0 || (rc = ps_load_directory(r, err)) != 0 ||
+        (rc = ps_load_drops(r, err)) != 0)
         return rc;
     return ps_check_name(r, err);
 }
@@ -292,6 +342,7 @@ void ps_layer_close(struct ps_layer_reader *r)
     if (r->fd >= 0)
         close(r->fd);
     free(r->blocks);
+    free(r->drops);
     free(r->path);
     free(r);
 }
@@ -323,7 +374,31 @@ uint64_t ps_layer_reader_file_size(const struct ps_layer_reader *r)
 
 size_t ps_layer_reader_memory(const struct ps_layer_reader *r)
 {
-    return sizeof(*r) + strlen(r->path) + 1 + (size_t)r->foot.nblocks * sizeof(*r->blocks);
+    return sizeof(*r) + strlen(r->path) + 1 + (size_t)r->foot.nblocks * sizeof(*r->blocks) +
+           (size_t)r->foot.ndrops * sizeof(*r->drops);
+}
+
+unsigned ps_layer_reader_version(const struct ps_layer_reader *r)
+{
+    return r->version;
+}
+
+const struct ps_drop *ps_layer_reader_drops(const struct ps_layer_reader *r, size_t *n)
+{
+    *n = r->foot.ndrops;
+    return r->drops;
+}
+
+kc_lsn ps_layer_reader_drop_lsn(const struct ps_layer_reader *r, const struct ps_key *key,
+                                kc_lsn lsn)
+{
+    /* Newest first; drops are few (one per dropped relation fork, database, segment). */
+    for (uint32_t i = r->foot.ndrops; i-- > 0;) {
+        const struct ps_drop *d = &r->drops[i];
+        if (d->lsn <= lsn && ps_key_cmp(key, &d->start) >= 0 && ps_key_cmp(key, &d->end) < 0)
+            return d->lsn;
+    }
+    return 0;
 }
 
 /* ---- iterators ---- */

@@ -2,9 +2,11 @@
 /*
  * layer_reader.h -- opening a layer file and finding values in it.
  *
- * Opening reads the header, the footer and the directory (62 bytes per index
- * block of up to 1024 values) and validates all three; nothing else is read
- * and nothing else stays in memory. Lookups go through an iterator, which
+ * Opening reads the header, the footer, the directory (62 bytes per index
+ * block of up to 1024 values) and the range drops (format version 2; they
+ * are few) and validates them all; nothing else is read and nothing else
+ * stays in memory. Files of format versions 1 and 2 are read alike (a
+ * version-1 file has no drops). Lookups go through an iterator, which
  * reads one index block at a time (validating it when it arrives) and one
  * value at a time, always with pread:
  *
@@ -67,8 +69,24 @@ uint32_t ps_layer_reader_max_value_len(const struct ps_layer_reader *r);
 /* Size of the file in bytes. */
 uint64_t ps_layer_reader_file_size(const struct ps_layer_reader *r);
 
-/* Bytes of memory r holds (its directory and bookkeeping): about 0.6 bytes per value. */
+/* Bytes of memory r holds (its directory, drops and bookkeeping): about 0.6 bytes per value. */
 size_t ps_layer_reader_memory(const struct ps_layer_reader *r);
+
+/* The file's format version (1 or 2). */
+unsigned ps_layer_reader_version(const struct ps_layer_reader *r);
+
+/* The layer's range drops in LSN order (none in image layers and version-1 files); *n set
+ * to their count. Owned by r. */
+const struct ps_drop *ps_layer_reader_drops(const struct ps_layer_reader *r, size_t *n);
+
+/*
+ * ps_layer_reader_drop_lsn -- the LSN of the newest drop of r covering key
+ * with LSN <= lsn, or 0 when there is none. A drop at LSN T hides every value
+ * of the key at LSN <= T, in this layer and every older one (memlayer.h).
+ * No I/O: drops are read at open. Costs O(number of drops).
+ */
+kc_lsn ps_layer_reader_drop_lsn(const struct ps_layer_reader *r, const struct ps_key *key,
+                                kc_lsn lsn);
 
 /*
  * ps_layer_iter_create -- a new, unpositioned iterator over r (which must

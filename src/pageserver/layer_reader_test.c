@@ -121,9 +121,10 @@ static struct kt_val *kt_model_delta(uint32_t nkeys, uint32_t maxver, uint64_t s
     return v;
 }
 
-/* Write the model to a layer in dir; returns the final path (free it). */
-static char *kt_write(const char *dir, const struct ps_layer_desc *d,
-                      const struct ps_layer_writer_opts *o, const struct kt_val *v, size_t n)
+/* Write the model and drops to a layer in dir; returns the final path (free it). */
+static char *kt_write_drops(const char *dir, const struct ps_layer_desc *d,
+                            const struct ps_layer_writer_opts *o, const struct kt_val *v, size_t n,
+                            const struct ps_drop *drops, size_t ndrops)
 {
     struct ps_layer_writer *w;
     struct kc_error err;
@@ -132,6 +133,9 @@ static char *kt_write(const char *dir, const struct ps_layer_desc *d,
 
     if (ps_layer_writer_create(dir, d, o, &w, &err) != 0)
         kt_fail(__FILE__, __LINE__, "create: %s", err.message);
+    for (size_t i = 0; i < ndrops; i++)
+        if (ps_layer_writer_add_drop(w, &drops[i], &err) != 0)
+            kt_fail(__FILE__, __LINE__, "add drop %zu: %s (%s)", i, err.message, err.detail);
     for (size_t i = 0; i < n; i++) {
         struct ps_value val = {v[i].kind, v[i].will_init, v[i].len, buf};
         kt_fill(buf, v[i].len, v[i].seed);
@@ -143,6 +147,13 @@ static char *kt_write(const char *dir, const struct ps_layer_desc *d,
         kt_fail(__FILE__, __LINE__, "finish: %s", err.message);
     free(buf);
     return path;
+}
+
+/* Write the model to a layer in dir, without drops; returns the final path (free it). */
+static char *kt_write(const char *dir, const struct ps_layer_desc *d,
+                      const struct ps_layer_writer_opts *o, const struct kt_val *v, size_t n)
+{
+    return kt_write_drops(dir, d, o, v, n, NULL, 0);
 }
 
 static void kt_desc_delta(struct ps_layer_desc *d, kc_lsn lsn0)
@@ -530,12 +541,12 @@ KT_TEST(layer_empty_layers_are_valid)
     }
     /* An empty layer with bytes no checksum covers, between the header and the footer. */
     for (int t = 0; t < 2; t++) {
-        struct ps_layer_footer f = {100, 150, 0, 0, 0, 0};
+        struct ps_layer_footer f = {100, 150, 0, 0, 0, 0, 0, 0, PS_LAYER_VERSION};
         uint8_t file[PS_LAYER_HEADER_SIZE + 50 + PS_LAYER_FOOTER_SIZE];
         char other[4096];
 
         memset(file, 0xEE, sizeof(file));
-        ps_layer_header_encode(&d, file);
+        ps_layer_header_encode(&d, PS_LAYER_VERSION, file);
         if (t == 1)
             f.index_off = 150;
         ps_layer_footer_encode(&f, file + PS_LAYER_HEADER_SIZE + 50);
@@ -651,10 +662,32 @@ static void kt_spit(const char *path, const uint8_t *data, size_t len)
     close(fd);
 }
 
+/* The drops kt_read_everything expects (those of kt_small_layer). */
+static const struct ps_drop kt_small_drops[] = {
+    {{{0}}, {{0}}, 0x100}, /* keys filled in by kt_small_layer */
+    {{{0}}, {{0}}, 0x118},
+    {{{0}}, {{0}}, 0x118},
+};
+static struct ps_drop kt_want_drops[3];
+
+/* The reader's drops are exactly kt_want_drops. */
+static void kt_check_drops(const struct ps_layer_reader *r)
+{
+    size_t nd;
+    const struct ps_drop *d = ps_layer_reader_drops(r, &nd);
+
+    KT_ASSERT_EQ(nd, KC_ARRAY_LEN(kt_want_drops));
+    for (size_t i = 0; i < nd; i++)
+        if (!ps_key_eq(&d[i].start, &kt_want_drops[i].start) ||
+            !ps_key_eq(&d[i].end, &kt_want_drops[i].end) || d[i].lsn != kt_want_drops[i].lsn)
+            kt_fail(__FILE__, __LINE__, "drop %zu differs from the model (wrong data)", i);
+}
+
 /*
- * Open path and read everything through every lookup path. Fails the test on
- * wrong data or a crash-worthy result; returns 0 when the layer read cleanly
- * and matched the model, else the first error (KC_ECORRUPT, ...).
+ * Open path and read everything through every lookup path (the drops must be
+ * kt_want_drops). Fails the test on wrong data or a crash-worthy result;
+ * returns 0 when the layer read cleanly and matched the model, else the
+ * first error (KC_ECORRUPT, ...).
  */
 static int kt_read_everything(const char *path, const struct kt_val *v, size_t n)
 {
@@ -671,6 +704,7 @@ static int kt_read_everything(const char *path, const struct kt_val *v, size_t n
         free(expect);
         return rc;
     }
+    kt_check_drops(r);
     it = ps_layer_iter_create(r);
     rc = kt_check_scan(it, &v[0].key, NULL, v, 0, n);
     for (size_t i = 0; i < n && rc == 0; i++)
@@ -682,7 +716,10 @@ static int kt_read_everything(const char *path, const struct kt_val *v, size_t n
     return rc;
 }
 
-/* A small layer with several index blocks, compressed and plain values, an empty value. */
+/*
+ * A small layer with several index blocks, compressed and plain values, an
+ * empty value, and three drops (kt_want_drops).
+ */
 static char *kt_small_layer(struct kt_val *v, size_t *n, bool compress_index)
 {
     struct ps_layer_writer_opts o = {.block_entries = 3, .no_index_compression = !compress_index};
@@ -698,8 +735,15 @@ static char *kt_small_layer(struct kt_val *v, size_t *n, bool compress_index)
         v[i].seed = i;
     }
     *n = KC_ARRAY_LEN(lens);
+    memcpy(kt_want_drops, kt_small_drops, sizeof(kt_want_drops));
+    kt_want_drops[0].start = ps_key_rel_block(1663, 5, 16385, 0, 0);
+    kt_want_drops[0].end = ps_key_rel_block(1663, 5, 16386, 0, 0);
+    kt_want_drops[1].start = ps_key_rel_block(1663, 5, 16384, 0, 3);
+    kt_want_drops[1].end = ps_key_rel_size(1663, 5, 16384, 0);
+    kt_want_drops[2].start = ps_key_slru_block(PS_SLRU_CLOG, 0, 0);
+    kt_want_drops[2].end = ps_key_slru_block(PS_SLRU_CLOG, 1, 0);
     kt_desc_delta(&d, 0x100);
-    return kt_write(kt_tmpdir(), &d, &o, v, *n);
+    return kt_write_drops(kt_tmpdir(), &d, &o, v, *n, kt_want_drops, KC_ARRAY_LEN(kt_want_drops));
 }
 
 KT_TEST(layer_every_bit_flip_is_detected)
@@ -775,7 +819,7 @@ KT_TEST(layer_random_garbage_is_rejected)
 
     snprintf(path, sizeof(path), "%s/garbage", kt_tmpdir());
     kt_desc_delta(&d, 0x10);
-    ps_layer_header_encode(&d, hdr);
+    ps_layer_header_encode(&d, PS_LAYER_VERSION, hdr);
     for (int t = 0; t < 600; t++) {
         struct ps_layer_reader *r;
         size_t len = (size_t)(kt_rng(&s) % 8192);
@@ -792,16 +836,18 @@ KT_TEST(layer_random_garbage_is_rejected)
     free(data);
 }
 
-/* Recompute every checksum of a file whose index blocks are stored plainly. */
+/* Recompute every checksum of a version-2 file whose index blocks are stored plainly. */
 static void kt_reseal(uint8_t *f, size_t len)
 {
     uint8_t *foot = f + len - PS_LAYER_FOOTER_SIZE;
     uint64_t dir_off = kc_load_u64(foot + 8);
-    uint32_t nblocks = kc_load_u32(foot + 24);
+    uint32_t nblocks = kc_load_u32(foot + 24), ndrops = kc_load_u32(foot + 36);
+    size_t dir_len = (size_t)nblocks * PS_LAYER_DIRENT_SIZE;
+    size_t drops_len = (size_t)ndrops * PS_LAYER_DROP_SIZE;
 
     kc_store_u32(f + 96, kc_crc32c(0, f, 96));
-    if (dir_off <= len - PS_LAYER_FOOTER_SIZE &&
-        (uint64_t)nblocks * PS_LAYER_DIRENT_SIZE == len - PS_LAYER_FOOTER_SIZE - dir_off) {
+    if (dir_off <= len - PS_LAYER_FOOTER_SIZE && nblocks <= len && ndrops <= len &&
+        dir_len + drops_len == len - PS_LAYER_FOOTER_SIZE - dir_off) {
         for (uint32_t i = 0; i < nblocks; i++) {
             uint8_t *de = f + dir_off + (size_t)i * PS_LAYER_DIRENT_SIZE;
             uint64_t ioff = kc_load_u64(de + 42);
@@ -809,9 +855,10 @@ static void kt_reseal(uint8_t *f, size_t len)
             if (ioff <= len && ilen <= len - ioff)
                 kc_store_u32(de + 58, kc_crc32c(0, f + ioff, ilen));
         }
-        kc_store_u32(foot + 32, kc_crc32c(0, f + dir_off, (size_t)nblocks * PS_LAYER_DIRENT_SIZE));
+        kc_store_u32(foot + 32, kc_crc32c(0, f + dir_off, dir_len));
+        kc_store_u32(foot + 40, ndrops == 0 ? 0 : kc_crc32c(0, f + dir_off + dir_len, drops_len));
     }
-    kc_store_u32(foot + 44, kc_crc32c(0, foot, 44));
+    kc_store_u32(foot + 52, kc_crc32c(0, foot, 52));
 }
 
 /*
@@ -875,6 +922,7 @@ KT_TEST(layer_structural_corruption_with_valid_checksums)
     size_t foot_off = len - PS_LAYER_FOOTER_SIZE;
     size_t dir_off = (size_t)kc_load_u64(foot + 8), idx_off = (size_t)kc_load_u64(foot + 0);
     size_t e1 = idx_off + PS_LAYER_ENTRY_SIZE; /* entry 1 of block 0 */
+    size_t drops_off = dir_off + (size_t)kc_load_u32(foot + 24) * PS_LAYER_DIRENT_SIZE;
     uint64_t s = 77;
 
     /* Header: bad kind, reversed key range, flags set, image LSN range; version 2. */
@@ -882,7 +930,9 @@ KT_TEST(layer_structural_corruption_with_valid_checksums)
     KT_ASSERT_EQ(kt_mutate(path, good, len, 44, 0xFF, false, v, n), KC_ECORRUPT);
     KT_ASSERT_EQ(kt_mutate(path, good, len, 9, 1, false, v, n), KC_ECORRUPT);
     KT_ASSERT_EQ(kt_mutate(path, good, len, 8, 2, false, v, n), KC_ECORRUPT);
-    KT_ASSERT_EQ(kt_mutate(path, good, len, 5, 2, false, v, n), KC_EVERSION);
+    KT_ASSERT_EQ(kt_mutate(path, good, len, 5, 3, false, v, n), KC_EVERSION);
+    /* A version-2 file relabelled version 1: the footer is not where version 1 has it. */
+    KT_ASSERT_EQ(kt_mutate(path, good, len, 5, 1, false, v, n), KC_ECORRUPT);
     /* Footer: counts and offsets that do not add up. */
     KT_ASSERT_EQ(kt_mutate(path, good, len, foot_off + 27, 1, true, v, n), KC_ECORRUPT);
     KT_ASSERT_EQ(kt_mutate(path, good, len, foot_off + 23, 1, true, v, n), KC_ECORRUPT);
@@ -899,6 +949,15 @@ KT_TEST(layer_structural_corruption_with_valid_checksums)
     KT_ASSERT_EQ(kt_mutate(path, good, len, dir_off + 49, 1, true, v, n), KC_ECORRUPT);
     KT_ASSERT_EQ(kt_mutate(path, good, len, dir_off + PS_LAYER_DIRENT_SIZE + 17, 0, false, v, n),
                  KC_ECORRUPT);
+    /* Drops: counts, key ranges, LSNs outside the layer, order. */
+    KT_ASSERT_EQ(kt_mutate(path, good, len, foot_off + 39, 1, true, v, n), KC_ECORRUPT);
+    KT_ASSERT_EQ(kt_mutate(path, good, len, drops_off + 9, 0xFF, false, v, n), KC_ECORRUPT);
+    KT_ASSERT_EQ(kt_mutate(path, good, len, drops_off + 18 + 12, 0x00, false, v, n), KC_ECORRUPT);
+    KT_ASSERT_EQ(kt_mutate(path, good, len, drops_off + 36, 0x01, true, v, n), KC_ECORRUPT);
+    KT_ASSERT_EQ(kt_mutate(path, good, len, drops_off + 43, 0xFF, false, v, n), KC_ECORRUPT);
+    KT_ASSERT_EQ(
+        kt_mutate(path, good, len, drops_off + 2 * PS_LAYER_DROP_SIZE + 43, 0x00, false, v, n),
+        KC_ECORRUPT); /* the third drop now older than the second */
     /* Index entries: order, ranges, kind, flags, lengths. */
     KT_ASSERT_EQ(kt_mutate(path, good, len, e1 + 25, 0, false, v, n), KC_ECORRUPT);
     KT_ASSERT_EQ(kt_mutate(path, good, len, e1 + 18, 0x80, true, v, n), KC_ECORRUPT);
@@ -940,5 +999,259 @@ KT_TEST(layer_name_must_match_header)
     KT_ASSERT_EQ(ps_layer_open(other, &r, &err), 0);
     ps_layer_close(r);
     free(data);
+    free(path);
+}
+
+/* ---- drops (format version 2) ---- */
+
+/* The newest drop of d[0..n) covering key at or below lsn, by brute force; 0 when none. */
+static kc_lsn kt_model_drop_lsn(const struct ps_drop *d, size_t n, const struct ps_key *key,
+                                kc_lsn lsn)
+{
+    kc_lsn best = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (d[i].lsn <= lsn && d[i].lsn > best && ps_key_cmp(key, &d[i].start) >= 0 &&
+            ps_key_cmp(key, &d[i].end) < 0)
+            best = d[i].lsn;
+    return best;
+}
+
+KT_TEST(layer_drops_roundtrip_and_lookup)
+{
+    struct ps_layer_desc d;
+    struct ps_layer_reader *r;
+    struct kc_error err;
+    struct ps_drop drops[300];
+    const struct ps_drop *got;
+    size_t n, nd;
+    struct kt_val *v = kt_model_delta(200, 4, 5, 0x5000, &n);
+    uint64_t s = 4242;
+    kc_lsn lsn = 0x5000;
+    char *path;
+
+    /* Drops of random relation ranges (some empty of values, some overlapping), LSN order,
+     * several at the same LSN (one commit dropping several relations). */
+    for (size_t i = 0; i < KC_ARRAY_LEN(drops); i++) {
+        uint32_t rel = 16384 + (uint32_t)(kt_rng(&s) % 4), blk = (uint32_t)(kt_rng(&s) % 400);
+        drops[i].start = ps_key_rel_block(1663, 5, rel, 0, blk);
+        drops[i].end = kt_rng(&s) % 3 == 0 ? ps_key_rel_size(1663, 5, rel, 0)
+                                           : ps_key_rel_block(1663, 5, rel, 0, blk + 1 + 7 * i);
+        if (kt_rng(&s) % 4 != 0)
+            lsn += 1 + kt_rng(&s) % 3000;
+        drops[i].lsn = lsn;
+    }
+    kt_desc_delta(&d, 0x5000);
+    path = kt_write_drops(kt_tmpdir(), &d, NULL, v, n, drops, KC_ARRAY_LEN(drops));
+    KT_ASSERT_EQ(ps_layer_open(path, &r, &err), 0);
+    KT_ASSERT_EQ(ps_layer_reader_version(r), PS_LAYER_VERSION);
+    KT_ASSERT_EQ(ps_layer_reader_nvalues(r), n);
+    got = ps_layer_reader_drops(r, &nd);
+    KT_ASSERT_EQ(nd, KC_ARRAY_LEN(drops));
+    for (size_t i = 0; i < nd; i++)
+        KT_ASSERT(ps_key_eq(&got[i].start, &drops[i].start) &&
+                  ps_key_eq(&got[i].end, &drops[i].end) && got[i].lsn == drops[i].lsn);
+    KT_ASSERT(ps_layer_reader_memory(r) >= sizeof(drops));
+    for (int t = 0; t < 20000; t++) {
+        struct ps_key k = t % 2 == 0 ? v[kt_rng(&s) % n].key
+                                     : ps_key_rel_block(1663, 5, 16384 + (uint32_t)(kt_rng(&s) % 5),
+                                                        0, (uint32_t)(kt_rng(&s) % 3000));
+        kc_lsn at = 0x4000 + kt_rng(&s) % (lsn - 0x4000 + 0x1000);
+        KT_ASSERT_UEQ(ps_layer_reader_drop_lsn(r, &k, at),
+                      kt_model_drop_lsn(drops, KC_ARRAY_LEN(drops), &k, at));
+    }
+    {
+        struct ps_key k = ps_key_rel_size(1663, 5, 16384, 0); /* end keys are exclusive */
+        struct ps_key cp = ps_key_checkpoint();
+        KT_ASSERT_UEQ(ps_layer_reader_drop_lsn(r, &cp, UINT64_MAX), 0);
+        KT_ASSERT_UEQ(ps_layer_reader_drop_lsn(r, &k, UINT64_MAX),
+                      kt_model_drop_lsn(drops, KC_ARRAY_LEN(drops), &k, UINT64_MAX));
+    }
+    /* The values read as without drops. */
+    {
+        struct ps_layer_iter *it = ps_layer_iter_create(r);
+        KT_ASSERT_EQ(kt_check_scan(it, &d.key_start, NULL, v, 0, n), 0);
+        ps_layer_iter_destroy(it);
+    }
+    ps_layer_close(r);
+    free(path);
+    free(v);
+}
+
+/*
+ * A layer written by the format-1 writer (commit c75fb62, before drops
+ * existed): block_entries 2, nothing compressed, tenant 0102..10, timeline
+ * a1a2..b0, keys [min, max), LSNs [0x1000, 0x2000). Values: block 0 of
+ * 1663/5/16384 image "page-zero-image" at 0x1100 and pg record "rec-a" at
+ * 0x1200; block 1 native will_init "nat" at 0x1180; the checkpoint key
+ * image "ckpt" at 0x1300.
+ */
+static const char kt_v1_file_hex[] = "4b4c595200010064010000000102030405060708090a0b0c0d0e0f10a1a2a"
+                                     "3a4a5a6a7a8a9aaabacadaeafb000000000"
+                                     "0000000000000000000000000000fffffffffffffffffffffffffffffffff"
+                                     "fff00000000000010000000000000002000"
+                                     "8cb085d7706167652d7a65726f2d696d6167657265632d616e6174636b707"
+                                     "4000000067f000000050000400000000000"
+                                     "0000000000000011000000000f0000000f01012f03d9b9000000067f00000"
+                                     "00500004000000000000000000000000012"
+                                     "0000000005000000050200ac7ab5ae000000067f000000050000400000000"
+                                     "00001000000000000118000000003000000"
+                                     "0303018a996e0603000000000000000000000000000000000100000000000"
+                                     "0130000000004000000040101abc31b7c00"
+                                     "0000067f00000005000040000000000000000000000000110000000000000"
+                                     "00064000000000000001400000000000000"
+                                     "7f000000500002000062d88973000000067f0000000500004000000000000"
+                                     "10000000000001180000000000000007800"
+                                     "0000000000000700000000000000cf0000005000020000b76e5f6c0000000"
+                                     "00000007f000000000000011f0000000000"
+                                     "000004000000020000000fd9a4ad71000100004b4c5946f4d6db15";
+
+/* Decode kt_v1_file_hex into a new buffer; *len set. */
+static uint8_t *kt_v1_file(size_t *len)
+{
+    size_t n = strlen(kt_v1_file_hex) / 2;
+    uint8_t *b = kc_malloc(n);
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned x;
+        KT_ASSERT_EQ(sscanf(kt_v1_file_hex + 2 * i, "%2x", &x), 1);
+        b[i] = (uint8_t)x;
+    }
+    *len = n;
+    return b;
+}
+
+/* The values of kt_v1_file_hex as a model, their bytes in bytes[]. */
+static size_t kt_v1_model(struct kt_val *v, uint8_t bytes[4][16])
+{
+    static const char *const text[4] = {"page-zero-image", "rec-a", "nat", "ckpt"};
+    struct kt_val m[4] = {
+        {ps_key_rel_block(1663, 5, 16384, 0, 0), 0x1100, PS_VALUE_IMAGE, true, 15, 0},
+        {ps_key_rel_block(1663, 5, 16384, 0, 0), 0x1200, PS_VALUE_PG_RECORD, false, 5, 0},
+        {ps_key_rel_block(1663, 5, 16384, 0, 1), 0x1180, PS_VALUE_NATIVE_RECORD, true, 3, 0},
+        {ps_key_checkpoint(), 0x1300, PS_VALUE_IMAGE, true, 4, 0},
+    };
+    for (int i = 0; i < 4; i++) {
+        v[i] = m[i];
+        memcpy(bytes[i], text[i], strlen(text[i]));
+    }
+    return 4;
+}
+
+/* Open the golden version-1 file at path; 0 when every value reads as the model says. */
+static int kt_read_v1(const char *path)
+{
+    static const struct kc_id tl = {{0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
+                                     0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0}};
+    struct kt_val v[4];
+    uint8_t bytes[4][16], buf[64];
+    size_t n = kt_v1_model(v, bytes), nd = 99;
+    struct ps_layer_reader *r;
+    struct ps_layer_iter *it;
+    struct kc_error err;
+    int rc = ps_layer_open(path, &r, &err);
+
+    if (rc != 0)
+        return rc;
+    KT_ASSERT_EQ(ps_layer_reader_version(r), 1);
+    KT_ASSERT(ps_layer_reader_drops(r, &nd) == NULL && nd == 0);
+    KT_ASSERT_UEQ(ps_layer_reader_drop_lsn(r, &v[0].key, UINT64_MAX), 0);
+    KT_ASSERT(kc_id_equal(&ps_layer_reader_desc(r)->timeline, &tl));
+    it = ps_layer_iter_create(r);
+    rc = ps_layer_iter_scan(it, &v[0].key, NULL, &err);
+    for (size_t i = 0; i < n && rc == 1; i++) {
+        const struct ps_layer_entry *e = ps_layer_iter_entry(it);
+        struct ps_value val;
+        if (!ps_key_eq(&e->key, &v[i].key) || e->lsn != v[i].lsn)
+            kt_fail(__FILE__, __LINE__, "entry %zu differs from the model (wrong data)", i);
+        if ((rc = ps_layer_iter_read(it, buf, sizeof(buf), &val, &err)) != 0)
+            break;
+        KT_ASSERT(val.kind == v[i].kind && val.will_init == v[i].will_init);
+        KT_ASSERT_EQ(val.len, v[i].len);
+        KT_ASSERT_MEM_EQ(buf, bytes[i], v[i].len);
+        rc = ps_layer_iter_next(it, &err);
+    }
+    if (rc == 0) { /* the image of block 0 under its record, through the version lookup */
+        rc = ps_layer_iter_versions(it, &v[0].key, 0x11FF, &err);
+        if (rc == 1) {
+            KT_ASSERT_UEQ(ps_layer_iter_entry(it)->lsn, 0x1100);
+            rc = 0;
+        }
+    }
+    ps_layer_iter_destroy(it);
+    ps_layer_close(r);
+    return rc;
+}
+
+KT_TEST(layer_version1_files_are_still_read)
+{
+    static const struct kc_id t = {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
+    struct ps_layer_desc d;
+    struct ps_key a = ps_key_min(), b = ps_key_max();
+    char name[PS_LAYER_NAME_MAX], path[4096];
+    size_t len;
+    uint8_t *data = kt_v1_file(&len);
+
+    ps_layer_desc_delta(&d, &t, &t, &a, &b, 0x1000, 0x2000);
+    snprintf(path, sizeof(path), "%s/%s", kt_tmpdir(), ps_layer_name_format(&d, name));
+    KT_ASSERT_EQ(len, 459);
+    kt_spit(path, data, len);
+    KT_ASSERT_EQ(kt_read_v1(path), 0);
+    /* Version 1 files keep their checks: every bit flip is caught. */
+    for (size_t byte = 0; byte < len; byte++) {
+        for (int bit = 0; bit < 8; bit++) {
+            int rc;
+            data[byte] ^= (uint8_t)(1u << bit);
+            kt_spit(path, data, len);
+            rc = kt_read_v1(path);
+            if (rc != KC_ECORRUPT)
+                kt_fail(__FILE__, __LINE__, "flip of bit %d at offset %zu: rc %d", bit, byte, rc);
+            data[byte] ^= (uint8_t)(1u << bit);
+        }
+    }
+    free(data);
+}
+
+KT_TEST(layer_writer_can_still_write_version1)
+{
+    struct ps_layer_writer_opts o = {.version = 1, .block_entries = 3};
+    struct ps_layer_desc d;
+    struct ps_layer_reader *r;
+    struct ps_layer_writer *w;
+    struct kc_error err;
+    struct kt_val v[10];
+    struct ps_drop drop = {ps_key_min(), ps_key_max(), 0x100};
+    size_t n;
+    char *path = kt_small_layer(v, &n, true), *path1;
+    size_t len2, len1;
+    uint8_t *f2 = kt_slurp(path, &len2), *f1;
+
+    /* The same values as version 1: no drops, a shorter footer, read the same. */
+    kt_desc_delta(&d, 0x100);
+    d.lsn_end++; /* another name */
+    path1 = kt_write(kt_tmpdir(), &d, &o, v, n);
+    f1 = kt_slurp(path1, &len1);
+    KT_ASSERT_EQ(kc_load_u16(f1 + 4), 1);
+    KT_ASSERT_EQ(kc_load_u16(f1 + len1 - 12), 1);
+    KT_ASSERT_EQ(len1 + 8 + 3 * PS_LAYER_DROP_SIZE, len2);
+    KT_ASSERT_EQ(ps_layer_open(path1, &r, &err), 0);
+    KT_ASSERT_EQ(ps_layer_reader_version(r), 1);
+    {
+        struct ps_layer_iter *it = ps_layer_iter_create(r);
+        KT_ASSERT_EQ(kt_check_scan(it, &v[0].key, NULL, v, 0, n), 0);
+        ps_layer_iter_destroy(it);
+    }
+    ps_layer_close(r);
+    /* A version-1 writer refuses drops; unknown versions are refused. */
+    KT_ASSERT_EQ(ps_layer_writer_create(kt_tmpdir(), &d, &o, &w, &err), 0);
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &drop, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "version 1 cannot hold range drops");
+    ps_layer_writer_abort(w);
+    o.version = 3;
+    KT_ASSERT_EQ(ps_layer_writer_create(kt_tmpdir(), &d, &o, &w, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "version 3");
+    free(f1);
+    free(f2);
+    free(path1);
     free(path);
 }

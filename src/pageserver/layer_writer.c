@@ -52,6 +52,8 @@ struct ps_layer_writer {
     uint32_t nblocks;                 /* index blocks spilled */
     uint64_t nvalues;                 /* values added */
     uint32_t max_len;                 /* largest value added */
+    struct ps_drop *drops;            /* drops added, in LSN order */
+    size_t ndrops, drops_cap;         /* count and room at drops */
     bool have_last;                   /* last_key/last_lsn are set */
     struct ps_key last_key;           /* (key, lsn) of the last value added */
     kc_lsn last_lsn;
@@ -167,6 +169,14 @@ static int ps_opts_fill(struct ps_layer_writer_opts *o, const struct ps_layer_wr
     }
     if (o->zstd_level < ZSTD_minCLevel() || o->zstd_level > ZSTD_maxCLevel())
         return kc_error_set(err, KC_EINVAL, "invalid zstd level %d", o->zstd_level);
+    if (o->version == 0)
+        o->version = PS_LAYER_VERSION;
+    if (o->version < PS_LAYER_VERSION_MIN || o->version > PS_LAYER_VERSION) {
+        kc_error_set(err, KC_EINVAL, "invalid layer format version %u", o->version);
+        kc_error_detail(err, "This build writes versions %d to %d.", PS_LAYER_VERSION_MIN,
+                        PS_LAYER_VERSION);
+        return KC_EINVAL;
+    }
     return 0;
 }
 
@@ -193,7 +203,7 @@ static int ps_writer_open_temp(struct ps_layer_writer *w, const char *name, stru
     if (w->file.fd < 0)
         return kc_error_set(err, KC_EIO, "could not create a temporary layer file in \"%s\"",
                             w->dir);
-    ps_layer_header_encode(&w->desc, hdr);
+    ps_layer_header_encode(&w->desc, w->opts.version, hdr);
     return ps_out_write(&w->file, hdr, sizeof(hdr), w->temp_path, err);
 }
 
@@ -397,6 +407,56 @@ int ps_layer_writer_add(struct ps_layer_writer *w, const struct ps_key *key, kc_
     return 0;
 }
 
+int ps_layer_writer_add_drop(struct ps_layer_writer *w, const struct ps_drop *d,
+                             struct kc_error *err)
+{
+    char a[KC_LSN_STRLEN], b[KC_LSN_STRLEN];
+    int rc;
+
+    if (w->broken != 0)
+        return ps_writer_broken(w, err);
+    if (w->opts.version < 2)
+        return kc_error_set(err, KC_EINVAL, "layer format version %u cannot hold range drops",
+                            w->opts.version);
+    if ((rc = ps_layer_drop_check(&w->desc, d, err)) != 0)
+        return rc;
+    if (w->ndrops > 0 && w->drops[w->ndrops - 1].lsn > d->lsn) {
+        kc_error_set(err, KC_EINVAL, "layer writer drops out of order");
+        kc_error_detail(err, "The drop at LSN %s comes after one at LSN %s.",
+                        kc_lsn_format(d->lsn, a), kc_lsn_format(w->drops[w->ndrops - 1].lsn, b));
+        kc_error_hint(err, "Add drops in LSN order.");
+        return KC_EINVAL;
+    }
+    if (w->ndrops >= PS_LAYER_MAX_DROPS) {
+        kc_error_set(err, KC_ETOOBIG, "layer has too many range drops");
+        kc_error_detail(err, "A layer holds at most %d drops.", PS_LAYER_MAX_DROPS);
+        kc_error_hint(err, "Flush the in-memory layer earlier.");
+        return KC_ETOOBIG;
+    }
+    if (w->ndrops == w->drops_cap) {
+        w->drops_cap = w->drops_cap ? 2 * w->drops_cap : 16;
+        w->drops = kc_realloc(w->drops, w->drops_cap * sizeof(*w->drops));
+    }
+    w->drops[w->ndrops++] = *d;
+    return 0;
+}
+
+/* Append the drop entries; returns their CRC in *crc (0 when there are none). */
+static int ps_writer_write_drops(struct ps_layer_writer *w, uint32_t *crc, struct kc_error *err)
+{
+    uint8_t ent[PS_LAYER_DROP_SIZE];
+    int rc;
+
+    *crc = 0;
+    for (size_t i = 0; i < w->ndrops; i++) {
+        ps_layer_drop_encode(&w->drops[i], ent);
+        *crc = kc_crc32c(*crc, ent, sizeof(ent));
+        if ((rc = ps_out_write(&w->file, ent, sizeof(ent), w->temp_path, err)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Append the spilled index blocks to the layer file. */
 static int ps_writer_copy_index(struct ps_layer_writer *w, uint8_t *chunk, struct kc_error *err)
 {
@@ -456,8 +516,9 @@ static int ps_writer_copy_dir(struct ps_layer_writer *w, uint64_t index_start, u
 static int ps_writer_write_tail(struct ps_layer_writer *w, struct kc_error *err)
 {
     struct ps_layer_footer f;
-    uint8_t foot[PS_LAYER_FOOTER_SIZE];
+    uint8_t foot[PS_LAYER_FOOTER_MAX];
     uint8_t *chunk;
+    size_t flen;
     int rc;
 
     if ((rc = ps_writer_flush_block(w, err)) != 0 ||
@@ -470,6 +531,8 @@ static int ps_writer_write_tail(struct ps_layer_writer *w, struct kc_error *err)
     f.nvalues = w->nvalues;
     f.nblocks = w->nblocks;
     f.max_value_len = w->max_len;
+    f.version = (uint16_t)w->opts.version;
+    f.ndrops = (uint32_t)w->ndrops;
     chunk = kc_malloc(PS_COPY_CHUNK > PS_DIRENT_PER_CPY * PS_LAYER_DIRENT_SIZE
                           ? PS_COPY_CHUNK
                           : PS_DIRENT_PER_CPY * PS_LAYER_DIRENT_SIZE);
@@ -477,10 +540,13 @@ static int ps_writer_write_tail(struct ps_layer_writer *w, struct kc_error *err)
     if (rc == 0)
         rc = ps_writer_copy_dir(w, f.index_off, chunk, &f.dir_crc, err);
     free(chunk);
+    if (rc == 0)
+        rc = ps_writer_write_drops(w, &f.drops_crc, err);
     if (rc != 0)
         return rc;
     ps_layer_footer_encode(&f, foot);
-    if ((rc = ps_out_write(&w->file, foot, sizeof(foot), w->temp_path, err)) != 0 ||
+    flen = ps_layer_footer_size(f.version);
+    if ((rc = ps_out_write(&w->file, foot, flen, w->temp_path, err)) != 0 ||
         (rc = ps_out_flush(&w->file, w->temp_path, err)) != 0)
         return rc;
     KC_FAILPOINT_ERROR("pageserver.layer.before-fsync", err);
@@ -556,6 +622,7 @@ void ps_layer_writer_abort(struct ps_layer_writer *w)
     if (w->temp_path != NULL)
         unlink(w->temp_path);
     ZSTD_freeCCtx(w->cctx);
+    free(w->drops);
     free(w->zbuf);
     free(w->block);
     free(w->temp_path);
@@ -579,8 +646,13 @@ uint64_t ps_layer_writer_nvalues(const struct ps_layer_writer *w)
     return w->nvalues;
 }
 
+size_t ps_layer_writer_ndrops(const struct ps_layer_writer *w)
+{
+    return w->ndrops;
+}
+
 size_t ps_layer_writer_memory(const struct ps_layer_writer *w)
 {
     return sizeof(*w) + w->file.buf.cap + w->index.buf.cap + w->dirents.buf.cap + w->zcap +
-           (size_t)w->opts.block_entries * PS_LAYER_ENTRY_SIZE;
+           (size_t)w->opts.block_entries * PS_LAYER_ENTRY_SIZE + w->drops_cap * sizeof(*w->drops);
 }

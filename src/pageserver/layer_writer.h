@@ -6,6 +6,8 @@
  *   rc = ps_layer_writer_create(dir, &desc, NULL, &w, err);
  *   for each (key, lsn, value) in (key, lsn) order:
  *       rc = ps_layer_writer_add(w, &key, lsn, &value, err);
+ *   for each range drop in LSN order (delta layers; any time before finish):
+ *       rc = ps_layer_writer_add_drop(w, &drop, err);
  *   rc = ps_layer_writer_finish(w, err);      (or ps_layer_writer_abort(w))
  *
  * The writer writes to "<dir>/<name>.<8 hex>.tmp" and, at finish, fsyncs it,
@@ -14,10 +16,10 @@
  * name; a leftover temporary file is removed by ps_layer_remove_temp_files.
  * A file already under the final name is replaced (same name, same data).
  *
- * Memory is bounded whatever the layer size: one value's compression buffer,
- * one index block and fixed write buffers. Index blocks and directory entries
- * go to unnamed temporary files in dir until finish copies them after the
- * data.
+ * Memory is bounded whatever the number of values: one value's compression
+ * buffer, one index block and fixed write buffers. Index blocks and directory
+ * entries go to unnamed temporary files in dir until finish copies them after
+ * the data. Drops, which are few, are kept in memory until finish.
  *
  * A writer is used by one thread at a time.
  */
@@ -39,6 +41,8 @@ struct ps_layer_writer_opts {
     int zstd_level;            /* 0: level 1 */
     bool no_value_compression; /* store every value plainly */
     bool no_index_compression; /* store every index block plainly */
+    unsigned version;          /* format version to write: 0 (= PS_LAYER_VERSION), 1 or 2;
+                                  version 1 (no drops) is for compatibility tests */
 };
 
 /*
@@ -73,6 +77,18 @@ int ps_layer_writer_add(struct ps_layer_writer *w, const struct ps_key *key, kc_
                         const struct ps_value *v, struct kc_error *err) KC_MUSTCHECK;
 
 /*
+ * ps_layer_writer_add_drop -- record that every key in [d->start, d->end)
+ * was dropped at d->lsn (see memlayer.h for what a drop hides). Delta layers
+ * of version 2 only; drops must come in non-decreasing LSN order (as
+ * ps_memlayer_drops lists them), with the key range inside the layer's and
+ * the LSN inside its LSN range. They may be added before, between or after
+ * values. Returns 0, or KC_EINVAL (nothing recorded, the writer can go on)
+ * or KC_ETOOBIG (more than PS_LAYER_MAX_DROPS), with err filled.
+ */
+int ps_layer_writer_add_drop(struct ps_layer_writer *w, const struct ps_drop *d,
+                             struct kc_error *err) KC_MUSTCHECK;
+
+/*
  * ps_layer_writer_finish -- write the index, directory and footer, fsync,
  * rename into place, fsync the directory; then free w (in every case: w is
  * gone after the call). On failure the temporary file is removed and nothing
@@ -95,9 +111,13 @@ const char *ps_layer_writer_temp_path(const struct ps_layer_writer *w);
 /* Values added so far. */
 uint64_t ps_layer_writer_nvalues(const struct ps_layer_writer *w);
 
+/* Drops added so far. */
+size_t ps_layer_writer_ndrops(const struct ps_layer_writer *w);
+
 /*
  * Bytes of memory w holds now (its buffers, whatever their use). For tests
- * that check the bound: it does not grow with the number of values.
+ * that check the bound: it does not grow with the number of values (only
+ * with the number of drops).
  */
 size_t ps_layer_writer_memory(const struct ps_layer_writer *w);
 

@@ -344,3 +344,63 @@ KT_TEST(layer_writer_memory_does_not_grow_with_the_layer)
     KT_ASSERT_EQ(ps_layer_writer_finish(w, &err), 0);
     KT_ASSERT_EQ(kt_open_count(path), 40000);
 }
+
+KT_TEST(layer_writer_drops_checks_and_order)
+{
+    struct ps_layer_desc d, img;
+    struct ps_layer_writer *w;
+    struct ps_layer_reader *r;
+    struct kc_error err;
+    uint8_t rec[20] = {7};
+    struct ps_value v = ps_value_record(PS_VALUE_PG_RECORD, true, rec, sizeof(rec));
+    struct ps_drop ok1 = {kt_blk(10), kt_blk(20), 0x300}, ok2 = {kt_blk(0), kt_blk(1000), 0x300};
+    struct ps_drop ok3 = {kt_blk(5), kt_blk(6), 0xFFFF}, bad;
+    struct ps_key k = kt_blk(15);
+    const struct ps_drop *got;
+    size_t nd;
+    char path[4096];
+
+    kt_desc(&d);
+    KT_ASSERT_EQ(ps_layer_writer_create(kt_tmpdir(), &d, NULL, &w, &err), 0);
+    snprintf(path, sizeof(path), "%s", ps_layer_writer_path(w));
+    KT_ASSERT_EQ(ps_layer_writer_add(w, &k, 0x200, &v, &err), 0);
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &ok1, &err), 0);
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &ok2, &err), 0); /* the same LSN is fine */
+    bad = ok1;
+    bad.lsn = 0x2FF; /* older than the last drop */
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &bad, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "out of order");
+    KT_ASSERT_CONTAINS(err.detail, "0/2FF");
+    bad.lsn = 0x10000; /* past the layer's LSNs */
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &bad, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "outside the layer");
+    bad = ok1;
+    bad.end = kt_blk(1001); /* past the layer's keys */
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &bad, &err), KC_EINVAL);
+    bad = ok1;
+    bad.end = bad.start;
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &bad, &err), KC_EINVAL);
+    /* Refused drops change nothing; values may follow drops. */
+    KT_ASSERT_EQ(ps_layer_writer_ndrops(w), 2);
+    KT_ASSERT_EQ(ps_layer_writer_add(w, &k, 0x400, &v, &err), 0);
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &ok3, &err), 0);
+    KT_ASSERT_EQ(ps_layer_writer_finish(w, &err), 0);
+    KT_ASSERT_EQ(ps_layer_open(path, &r, &err), 0);
+    got = ps_layer_reader_drops(r, &nd);
+    KT_ASSERT_EQ(nd, 3);
+    KT_ASSERT(got[0].lsn == 0x300 && ps_key_eq(&got[0].start, &ok1.start));
+    KT_ASSERT(got[1].lsn == 0x300 && ps_key_eq(&got[1].end, &ok2.end));
+    KT_ASSERT(got[2].lsn == 0xFFFF && ps_key_eq(&got[2].end, &ok3.end));
+    KT_ASSERT_UEQ(ps_layer_reader_drop_lsn(r, &k, 0x2FF), 0);
+    KT_ASSERT_UEQ(ps_layer_reader_drop_lsn(r, &k, 0x300), 0x300);
+    KT_ASSERT_UEQ(ps_layer_reader_drop_lsn(r, &k, UINT64_MAX), 0x300);
+    KT_ASSERT_EQ(ps_layer_reader_nvalues(r), 2);
+    ps_layer_close(r);
+
+    /* Image layers hold no drops. */
+    ps_layer_desc_image(&img, &kt_tenant, &kt_timeline, &ok2.start, &ok2.end, 0x300);
+    KT_ASSERT_EQ(ps_layer_writer_create(kt_tmpdir(), &img, NULL, &w, &err), 0);
+    KT_ASSERT_EQ(ps_layer_writer_add_drop(w, &ok1, &err), KC_EINVAL);
+    KT_ASSERT_CONTAINS(err.message, "image layer");
+    ps_layer_writer_abort(w);
+}
