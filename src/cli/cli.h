@@ -124,5 +124,6 @@ extern const struct cli_command cli_cmd_debug_decode_wal;
 extern const struct cli_command cli_cmd_debug_basebackup;
 extern const struct cli_command cli_cmd_debug_redo;
 extern const struct cli_command cli_cmd_debug_ingest_wal;
+extern const struct cli_command cli_cmd_debug_reconstruct;
 
 #endif

@@ -67,6 +67,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_debug_ingest_wal,
     &cli_cmd_debug_receive_wal,
     &cli_cmd_debug_redo,
+    &cli_cmd_debug_reconstruct,
     NULL,
 };
 

@@ -70,6 +70,12 @@ struct ps_ingest {
     bool ckpt_dirty;         /* changed since the last flush */
     struct ps_ingest_stats stats;
     struct kc_sbuf scratch; /* encoding buffer for native records */
+    /*
+     * Forks a record's block references grew: their sizes are stored once,
+     * at the end of the record (a store holds one value per key and LSN).
+     */
+    struct ps_relfork grown[PS_WAL_MAX_BLOCKS];
+    int ngrown;
 };
 
 #define PS_SIZE_ABSENT UINT64_MAX
@@ -147,8 +153,11 @@ static int ps_relsize_set(struct ps_ingest *ing, struct ps_relfork rf, uint32_t 
     return ps_put(ing, &k, lsn, &v, err);
 }
 
-/* A block at blkno is being written: grow the fork to cover it. */
-static int ps_relsize_cover(struct ps_ingest *ing, struct ps_relfork rf, uint32_t blkno, kc_lsn lsn,
+/*
+ * A block at blkno is being written: grow the fork to cover it. The new size
+ * is stored by ps_relsize_store_grown() when the record is done.
+ */
+static int ps_relsize_cover(struct ps_ingest *ing, struct ps_relfork rf, uint32_t blkno,
                             struct kc_error *err)
 {
     uint32_t n = 0;
@@ -158,7 +167,26 @@ static int ps_relsize_cover(struct ps_ingest *ing, struct ps_relfork rf, uint32_
         return rc;
     if (rc == 1 && blkno < n)
         return 0;
-    return ps_relsize_set(ing, rf, blkno + 1, lsn, err);
+    kc_hmap_put(ing->relsize, &rf, (uint64_t)blkno + 1);
+    for (int i = 0; i < ing->ngrown; i++)
+        if (memcmp(&ing->grown[i], &rf, sizeof(rf)) == 0)
+            return 0;
+    ing->grown[ing->ngrown++] = rf;
+    return 0;
+}
+
+/* Store the sizes of the forks the current record grew. */
+static int ps_relsize_store_grown(struct ps_ingest *ing, kc_lsn lsn, struct kc_error *err)
+{
+    int rc = 0;
+
+    for (int i = 0; i < ing->ngrown && rc == 0; i++) {
+        uint64_t n;
+        if (kc_hmap_get(ing->relsize, &ing->grown[i], &n) && n != PS_SIZE_ABSENT)
+            rc = ps_relsize_set(ing, ing->grown[i], (uint32_t)n, lsn, err);
+    }
+    ing->ngrown = 0;
+    return rc;
 }
 
 /* All keys of a relation (every fork, blocks and sizes), as a range. */
@@ -405,7 +433,7 @@ static int ps_ingest_block(struct ps_ingest *ing, struct ps_wal_decoder *dec,
     int rc;
 
     rc = ps_relsize_cover(ing, ps_relfork(b->spcnode, b->dbnode, b->relnode, b->forknum), b->blkno,
-                          rec->end_lsn, err);
+                          err);
     if (rc != 0)
         return rc;
     if (b->has_image && b->apply_image) {
@@ -1051,11 +1079,15 @@ int ps_ingest_record(struct ps_ingest *ing, struct ps_wal_decoder *dec,
         return rc;
     ps_ckpt_see_xid(ing, rec->xid);
     /* Block references first: every record that touches pages. */
+    ing->ngrown = 0;
     for (int i = 0; i < rec->nblocks; i++) {
         rc = ps_ingest_block(ing, dec, rec, i, err);
         if (rc != 0)
             return rc;
     }
+    rc = ps_relsize_store_grown(ing, rec->end_lsn, err);
+    if (rc != 0)
+        return rc;
     switch (rec->rmid) {
     case RM_HEAP_ID:
     case RM_HEAP2_ID: rc = ps_ingest_heap_vm(ing, rec, err); break;
