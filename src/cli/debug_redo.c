@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/hashmap.h"
 #include "common/hex.h"
 #include "common/lsn.h"
 #include "common/metrics.h"
@@ -125,57 +126,36 @@ struct dr_load_arg {
 struct dr_state {
     struct dr_record *recs;
     size_t nrecs, cap;
-    struct dr_block *blocks; /* open addressing, power-of-two size */
+    struct dr_block *blocks; /* dense; pointers into it last until the next dr_find(create) */
     size_t nblocks, bcap;
+    struct kc_hmap *index; /* packed tag -> index in blocks */
 };
 
-static uint64_t dr_hash(const struct ps_redo_tag *t)
+/* The tag as fixed-size bytes for the hash map. */
+static void dr_tag_key(const struct ps_redo_tag *t, uint8_t key[17])
 {
-    uint64_t h = 1469598103934665603ULL;
-    uint32_t v[5] = {t->spcnode, t->dbnode, t->relnode, t->forknum, t->blkno};
-    for (int i = 0; i < 5; i++)
-        h = (h ^ v[i]) * 1099511628211ULL;
-    return h;
-}
-
-static bool dr_tag_eq(const struct ps_redo_tag *a, const struct ps_redo_tag *b)
-{
-    return a->spcnode == b->spcnode && a->dbnode == b->dbnode && a->relnode == b->relnode &&
-           a->forknum == b->forknum && a->blkno == b->blkno;
-}
-
-static struct dr_block *dr_find(struct dr_state *s, const struct ps_redo_tag *t, bool create);
-
-static void dr_grow(struct dr_state *s)
-{
-    struct dr_block *old = s->blocks;
-    size_t oldcap = s->bcap;
-
-    s->bcap = oldcap ? oldcap * 2 : 1024;
-    s->blocks = kc_calloc(s->bcap, sizeof(*s->blocks));
-    s->nblocks = 0;
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i].used)
-            *dr_find(s, &old[i].tag, true) = old[i];
-    free(old);
+    uint32_t v[4] = {t->spcnode, t->dbnode, t->relnode, t->blkno};
+    memcpy(key, v, sizeof(v));
+    key[16] = t->forknum;
 }
 
 static struct dr_block *dr_find(struct dr_state *s, const struct ps_redo_tag *t, bool create)
 {
-    size_t i;
+    uint8_t key[17];
+    uint64_t i;
 
-    if (create && (s->nblocks + 1) * 2 > s->bcap)
-        dr_grow(s);
-    if (s->bcap == 0)
-        return NULL;
-    for (i = dr_hash(t) & (s->bcap - 1); s->blocks[i].used; i = (i + 1) & (s->bcap - 1))
-        if (dr_tag_eq(&s->blocks[i].tag, t))
-            return &s->blocks[i];
+    dr_tag_key(t, key);
+    if (kc_hmap_get(s->index, key, &i))
+        return &s->blocks[i];
     if (!create)
         return NULL;
-    s->blocks[i] = (struct dr_block){.tag = *t, .used = true};
-    s->nblocks++;
-    return &s->blocks[i];
+    if (s->nblocks == s->bcap) {
+        s->bcap = s->bcap ? s->bcap * 2 : 1024;
+        s->blocks = kc_realloc(s->blocks, s->bcap * sizeof(*s->blocks));
+    }
+    s->blocks[s->nblocks] = (struct dr_block){.tag = *t, .used = true};
+    kc_hmap_put(s->index, key, s->nblocks);
+    return &s->blocks[s->nblocks++];
 }
 
 static void dr_chain_add(struct dr_block *b, size_t rec, bool restart)
@@ -227,8 +207,9 @@ static void dr_free(struct dr_state *s)
 {
     for (size_t i = 0; i < s->nrecs; i++)
         free(s->recs[i].raw);
-    for (size_t i = 0; i < s->bcap; i++)
+    for (size_t i = 0; i < s->nblocks; i++)
         free(s->blocks[i].chain);
+    kc_hmap_destroy(s->index);
     free(s->recs);
     free(s->blocks);
 }
@@ -360,7 +341,7 @@ static void dr_serve(struct dr_state *s, struct ps_walredo_pool *pool, int nproc
         if (strcmp(line, "quit") == 0)
             break;
         if (strcmp(line, "blocks") == 0) {
-            for (size_t i = 0; i < s->bcap; i++) {
+            for (size_t i = 0; i < s->nblocks; i++) {
                 const struct dr_block *b = &s->blocks[i];
                 if (b->used && b->started)
                     printf("block %u %u %u %u %u %zu\n", b->tag.spcnode, b->tag.dbnode,
@@ -391,7 +372,7 @@ static void dr_serve(struct dr_state *s, struct ps_walredo_pool *pool, int nproc
 static int cmd_debug_redo(const struct cli_command *cmd, void *settings, int argc, char **argv)
 {
     struct debug_redo_settings *set = settings;
-    struct dr_state state = {0};
+    struct dr_state state = {.index = kc_hmap_create(17)};
     struct ps_walredo_pool *pool = NULL;
     struct ps_walredo_opts opts;
     struct kc_error err;
@@ -399,9 +380,9 @@ static int cmd_debug_redo(const struct cli_command *cmd, void *settings, int arg
     int rc = CLI_EXIT_FAIL;
 
     (void)argc, (void)argv;
-    if (kc_lsn_parse(set->start, &start, &err) != 0 ||
-        (set->end != NULL && kc_lsn_parse(set->end, &end, &err) != 0)) {
+    if (cli_parse_lsn_range(set->start, set->end, &start, &end, &err) != 0) {
         cli_report_error(cmd, &err);
+        dr_free(&state);
         return CLI_EXIT_USAGE;
     }
     if (dr_load(&state, set, start, end, &err) != 0)
