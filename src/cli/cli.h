@@ -17,6 +17,7 @@
 
 #include "common/config.h"
 #include "common/lsn.h"
+#include "common/proc.h"
 
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1
@@ -111,6 +112,29 @@ long cli_decode_wal_files(const struct cli_wal_source *src, cli_wal_record_fn fn
         .default_value = NULL,                                                            \
         .help = "directory with the segment files (timeline 1), e.g. a cluster's pg_wal", \
         .metavar = "dir", .flags = (dir_flags)                                            \
+    }
+
+/* The settings entries of the debug commands that run a WAL-redo pool, for a
+ * struct with fields pg_bindir, scratch and os_user (char *). */
+#define CLI_WALREDO_POOL_OPTIONS(stype)                                                       \
+    {.name = "os-user",                                                                       \
+     .type = KC_CONFIG_STRING,                                                                \
+     .offset = offsetof(stype, os_user),                                                      \
+     .default_value = KC_DEFAULT_OS_USER,                                                     \
+     .help = "unprivileged OS user the WAL-redo helpers run as when kelp runs as root",       \
+     .metavar = "name"},                                                                      \
+        {.name = "pg-bindir",                                                                 \
+         .type = KC_CONFIG_STRING,                                                            \
+         .offset = offsetof(stype, pg_bindir),                                                \
+         .default_value = NULL,                                                               \
+         .help = "bin directory of the patched PostgreSQL with the kelp extension installed", \
+         .metavar = "dir",                                                                    \
+         .flags = KC_CONFIG_REQUIRED},                                                        \
+    {                                                                                         \
+        .name = "scratch", .type = KC_CONFIG_STRING, .offset = offsetof(stype, scratch),      \
+        .default_value = NULL,                                                                \
+        .help = "directory for the WAL-redo helpers' scratch data directories and log",       \
+        .metavar = "dir", .flags = KC_CONFIG_REQUIRED                                         \
     }
 
 /* Parse --start and --end (end may be NULL: 0). Usage errors are reported by the caller. */
